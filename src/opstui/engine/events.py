@@ -1,0 +1,61 @@
+"""The event timeline: state changes (and later, actions and results) for the incident log."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+
+from opstui.states import State
+
+
+class EventKind(Enum):
+    STATE = "state"
+    ERROR = "error"
+    CONTROL = "control"  # pause, resume, refresh, start, stop
+    NOTE = "note"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at: float
+    """Monotonic seconds, for ordering and ages."""
+    wall: float
+    """Unix time, for timestamps shown and exported."""
+    kind: EventKind
+    message: str
+    probe_id: str | None = None
+    old: State | None = None
+    new: State | None = None
+
+
+Listener = Callable[[Event], None]
+
+
+class Timeline:
+    """A bounded, append-only list of events with listeners (the UI, exporters)."""
+
+    def __init__(self, limit: int = 5000) -> None:
+        self._events: deque[Event] = deque(maxlen=limit)
+        self._listeners: list[Listener] = []
+
+    def add(self, event: Event) -> None:
+        self._events.append(event)
+        for listener in tuple(self._listeners):
+            listener(event)
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+    def __len__(self) -> int:
+        return len(self._events)

@@ -1,0 +1,58 @@
+"""Immutable pictures of probe state that the engine publishes to every consumer.
+
+The TUI, `opstui check` and any exporter read these and nothing else of the engine, so the
+engine can run on its own loop and no consumer can disturb it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from opstui.sources.base import Reading
+from opstui.states import Severity, State
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One point of history: when (monotonic and wall) and the value, None for a gap."""
+
+    at: float
+    wall: float
+    value: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSnapshot:
+    """Everything a panel needs to draw one probe, as of `at` (monotonic seconds)."""
+
+    probe_id: str
+    kind: str
+    title: str
+    unit: str | None
+    state: State
+    at: float
+    severity: Severity | None = None
+    reading: Reading | None = None
+    """Last successful reading (kept, dimmed, while the probe errors or goes stale)."""
+    reading_at: float | None = None
+    reading_wall: float | None = None
+    error: str | None = None
+    error_hint: str | None = None
+    consecutive_errors: int = 0
+    next_poll_at: float | None = None
+    pending_fires_at: float | None = None
+    """When a pending breach turns into warn/crit, if it lasts."""
+    breached: Severity | None = None
+    """The band breached while pending (what WARN? will become)."""
+    flapping: bool = False
+    paused: bool = False
+    runbook: str | None = None
+    history: tuple[Sample, ...] = field(default_factory=tuple)
+
+    @property
+    def value(self) -> float | None:
+        return self.reading.value if self.reading is not None else None
+
+    def age(self, now: float) -> float | None:
+        """Seconds since the last good reading, None before the first one."""
+        return None if self.reading_at is None else max(0.0, now - self.reading_at)
