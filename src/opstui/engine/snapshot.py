@@ -6,7 +6,9 @@ engine can run on its own loop and no consumer can disturb it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from opstui.sources.base import Reading
 from opstui.states import Severity, State
@@ -19,6 +21,17 @@ class Sample:
     at: float
     wall: float
     value: float | None
+
+
+class HistoryView(Protocol):
+    """Read-only access to a probe's ring buffer; snapshots share it instead of copying it,
+    so publishing a snapshot costs O(1) however long the history is."""
+
+    def samples(self, last: int | None = None) -> Sequence[Sample]: ...
+
+    def values(self, last: int | None = None) -> list[float | None]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +60,7 @@ class ProbeSnapshot:
     flapping: bool = False
     paused: bool = False
     runbook: str | None = None
-    history: tuple[Sample, ...] = field(default_factory=tuple)
+    history: HistoryView | None = None
 
     @property
     def value(self) -> float | None:
