@@ -7,6 +7,7 @@ only when a config uses its kind, which keeps heavy client libraries out of star
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Awaitable, Callable
 from importlib.metadata import entry_points
@@ -68,10 +69,8 @@ class ClientPool:
     async def aclose(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
         for client in clients:
-            try:
+            with contextlib.suppress(Exception):  # closing must never stop shutdown
                 await client.aclose()
-            except Exception:  # noqa: BLE001 - closing must never stop shutdown
-                pass
 
 
 SourceBuilder = Callable[["ProbeConfig", "ConnectionConfig", ClientPool], Source]
