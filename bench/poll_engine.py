@@ -1,0 +1,157 @@
+"""Poll-engine bench (DESIGN.md section 10): N health probes at 1 s against a local server.
+
+Prints, for the same server in the same run: opstui's engine (with the real health source and
+its HTTP client), and bare gather loops making the same requests (aiohttp; httpx with its
+default transport). For each: requests that reached the server out of those due, missed
+cycles, and CPU % of one core for this process. The server runs in a child process.
+
+    python bench/poll_engine.py [--probes 200] [--seconds 30] [--interval 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from common import CountingServer, Usage  # noqa: E402
+
+
+def engine_config(url: str, probes: int, interval: float) -> object:
+    from opstui.config.models import Config
+
+    return Config.model_validate(
+        {
+            "title": "bench",
+            "refresh": interval,
+            "connections": {
+                "svc": {"kind": "http", "base_url": url, "timeout": 2.0, "max_connections": 100}
+            },
+            "probes": [
+                {"id": f"p{i}", "kind": "health", "connection": "svc", "path": f"/health/{i}"}
+                for i in range(probes)
+            ],
+        }
+    )
+
+
+async def run_engine(url: str, probes: int, interval: float, seconds: float) -> int:
+    """opstui's engine; returns the number of polls that completed successfully."""
+    from opstui.config.models import Config
+    from opstui.engine.scheduler import Engine
+
+    config = engine_config(url, probes, interval)
+    assert isinstance(config, Config)
+    engine = Engine(config)
+    await engine.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await engine.stop()
+    return sum(1 for s in engine.snapshots() if s.reading is not None)
+
+
+async def _ticking(
+    one_round: Callable[[], Awaitable[None]], interval: float, seconds: float
+) -> None:
+    """Start a round every `interval` (fixed rate), skipping none; rounds may overlap."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks: set[asyncio.Task[None]] = set()
+    n = 0
+    while loop.time() - start < seconds:
+        task = asyncio.create_task(one_round())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        n += 1
+        await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+    if tasks:
+        await asyncio.wait(tasks, timeout=5)
+
+
+async def run_bare_aiohttp(url: str, probes: int, interval: float, seconds: float) -> int:
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=2)
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+
+        async def get(i: int) -> None:
+            try:
+                async with session.get(f"{url}/health/{i}") as response:
+                    await response.read()
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+
+        async def one_round() -> None:
+            await asyncio.gather(*(get(i) for i in range(probes)))
+
+        await _ticking(one_round, interval, seconds)
+    return 0
+
+
+async def run_bare_httpx(url: str, probes: int, interval: float, seconds: float) -> int:
+    import httpx
+
+    limits = httpx.Limits(max_connections=100)
+    async with httpx.AsyncClient(timeout=2.0, limits=limits) as client:
+
+        async def get(i: int) -> None:
+            try:
+                response = await client.get(f"{url}/health/{i}")
+                await response.aread()
+            except httpx.HTTPError:
+                pass
+
+        async def one_round() -> None:
+            await asyncio.gather(*(get(i) for i in range(probes)))
+
+        await _ticking(one_round, interval, seconds)
+    return 0
+
+
+PHASES: dict[str, Callable[[str, int, float, float], Awaitable[int]]] = {
+    "opstui engine": run_engine,
+    "bare aiohttp gather": run_bare_aiohttp,
+    "bare httpx gather (default transport)": run_bare_httpx,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--probes", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--interval", type=float, default=1.0)
+    parser.add_argument("--only", choices=list(PHASES), action="append")
+    args = parser.parse_args()
+
+    server = CountingServer()
+    due = int(args.probes * args.seconds / args.interval)
+    print(f"{args.probes} health probes every {args.interval:g}s for {args.seconds:g}s "
+          f"against {server.url} (server in a child process); {due} requests due per phase")
+    print(f"{'phase':40} {'reached':>9} {'of due':>8} {'missed':>8} {'CPU % core':>11}")
+    try:
+        for name, phase in PHASES.items():
+            if args.only and name not in args.only:
+                continue
+            before = server.count()
+            usage = Usage()
+            usage.start()
+            asyncio.run(phase(server.url, args.probes, args.interval, args.seconds))
+            cpu = usage.percent_of_core()
+            time.sleep(0.5)
+            reached = server.count() - before
+            missed = max(0, due - reached)
+            print(f"{name:40} {reached:>9} {100 * reached / due:>7.1f}% {missed:>8} {cpu:>10.1f}%")
+    finally:
+        server.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
