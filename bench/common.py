@@ -92,3 +92,94 @@ def rss_mib(pid: int | None = None) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of another process, from /proc."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+class PtyProcess:
+    """A command in a pseudo-terminal of a given size; counts every byte it writes."""
+
+    def __init__(self, argv: list[str], cols: int, rows: int, env: dict[str, str]) -> None:
+        import fcntl
+        import pty
+        import struct
+        import termios
+
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+            close_fds=True,
+        )
+        os.close(slave)
+        self.master = master
+        self.total = 0
+        self.text = bytearray()
+        os.set_blocking(master, False)
+
+    def pump(self, seconds: float, keep_text: bool = False) -> int:
+        """Read output for `seconds`; returns the bytes read in that time."""
+        import select
+
+        got = 0
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            ready, _, _ = select.select([self.master], [], [], min(left, 0.05))
+            if not ready:
+                continue
+            try:
+                chunk = os.read(self.master, 65536)
+            except OSError:
+                break
+            got += len(chunk)
+            if keep_text:
+                self.text.extend(chunk)
+        self.total += got
+        return got
+
+    def wait_for(self, needle: bytes, timeout: float) -> float | None:
+        """Seconds until `needle` appears in the output, or None."""
+        start = time.monotonic()
+        while time.monotonic() - start < timeout:
+            self.pump(0.02, keep_text=True)
+            if needle in self.text:
+                return time.monotonic() - start
+        return None
+
+    def send(self, data: bytes) -> None:
+        os.write(self.master, data)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.send(b"q")
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        os.close(self.master)
+
+
+def write_health_config(path: str, url: str, probes: int, interval: float) -> None:
+    lines = [
+        "title: bench",
+        f"refresh: {interval}s",
+        "connections:",
+        f"  svc: {{kind: http, base_url: '{url}', timeout: 2s, max_connections: 100}}",
+        "probes:",
+    ]
+    for i in range(probes):
+        lines.append(
+            f"  - {{id: svc-{i:03d}, kind: health, connection: svc, path: /health/{i}, unit: ms}}"
+        )
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import CountingServer, Usage  # noqa: E402
+from common import CountingServer, Usage
 
 
 def engine_config(url: str, probes: int, interval: float) -> object:
