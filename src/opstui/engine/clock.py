@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Protocol
 
 
@@ -59,3 +61,28 @@ class ManualClock:
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append((self._now + seconds, future))
         await future
+
+
+@asynccontextmanager
+async def clock_timeout(clock: Clock, seconds: float) -> AsyncIterator[asyncio.Timeout]:
+    """Like asyncio.timeout, but measured on `clock`, so a ManualClock can expire it.
+
+    Raises TimeoutError in the body when `seconds` pass on the clock; yields the underlying
+    asyncio.Timeout, whose `expired()` tells this timeout from one raised inside the body.
+    SystemClock callers should use asyncio.timeout directly (this costs one task per use).
+    """
+    async with asyncio.timeout(None) as scope:
+        loop = asyncio.get_running_loop()
+        active = True
+
+        def expire(waiter: asyncio.Future[None]) -> None:
+            if active and not waiter.cancelled():
+                scope.reschedule(loop.time())
+
+        waiter = asyncio.ensure_future(clock.sleep(seconds))
+        waiter.add_done_callback(expire)
+        try:
+            yield scope
+        finally:
+            active = False
+            waiter.cancel()

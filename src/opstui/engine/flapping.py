@@ -61,4 +61,4 @@ def change_ratio(states: deque[State] | list[State]) -> float:
     for i in range(1, len(seq)):
         if seq[i] is not seq[i - 1]:
             total += _WEIGHTS[offset + i - 1]
-    return total / _TRANSITIONS
+    return round(total / _TRANSITIONS, 9)  # no float noise at the limits (1.0 is not > 1.0)

@@ -1,0 +1,401 @@
+"""The Engine: one asyncio poll loop per probe, a 1 s ticker, immutable snapshots out.
+
+Rules every loop keeps (DESIGN.md sections 3 and 5):
+- every poll runs under the probe's timeout; a timeout or any exception (even from a buggy
+  source) becomes a ProbeError, so the loop survives everything but its own cancellation;
+- fixed rate from poll start; a slow poll skips the slots it overran instead of catching up,
+  and one probe never has two polls in flight;
+- after an error the next poll backs off exponentially from the interval, with +-20 % jitter,
+  capped at max(interval, 30 s); the time is published as next_poll_at;
+- first polls are spread (5 ms per probe, never more than one interval), so 200 probes do not
+  fire in the same millisecond, yet every probe polls within its first interval;
+- pause() stops new polls (ages keep growing, so data still goes stale honestly); refresh()
+  polls now, even while paused (an explicit request), and a refresh that arrives while a poll
+  is in flight is absorbed by that poll instead of starting a second one.
+
+Listeners get a new snapshot only when something visible changed (state, reading, error,
+pending countdown second, paused...) or a poll finished, which keeps a 200-probe wall cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from opstui.config.models import Config
+from opstui.config.types import format_duration
+from opstui.engine.clock import Clock, SystemClock, clock_timeout
+from opstui.engine.events import Event, EventKind, Timeline
+from opstui.engine.snapshot import ProbeSnapshot
+from opstui.engine.tracker import ProbeTracker
+from opstui.sources.base import ProbeError, Reading, Source
+from opstui.sources.registry import ClientPool, build_source
+from opstui.states import State, rollup
+
+SnapshotListener = Callable[[ProbeSnapshot], None]
+
+BACKOFF_CAP = 30.0
+"""Errors back off up to max(interval, BACKOFF_CAP) seconds."""
+SPREAD_PER_PROBE = 0.005
+"""First polls are spread over this many seconds per probe (capped at the interval)."""
+TICK = 1.0
+_REASON_LIMIT = 80
+
+
+def short_reason(exc: BaseException) -> str:
+    """One line for a panel from an unexpected exception: 'ValueError: bad payload'."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return reason if len(reason) <= _REASON_LIMIT else reason[: _REASON_LIMIT - 1] + "…"
+
+
+async def poll_once(source: Source, limit: float, clock: Clock) -> Reading | ProbeError:
+    """Poll `source` once within `limit` seconds; never raises but for our own cancellation."""
+    scope: asyncio.Timeout | None = None
+    try:
+        if isinstance(clock, SystemClock):
+            async with asyncio.timeout(limit) as scope:
+                return await source.poll()
+        async with clock_timeout(clock, limit) as scope:
+            return await source.poll()
+    except TimeoutError as exc:
+        if scope is not None and scope.expired():
+            return ProbeError(f"timeout after {format_duration(limit)}")
+        return ProbeError(short_reason(exc), detail=repr(exc))  # the source's own timeout
+    except ProbeError as exc:
+        return exc
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return ProbeError("poll cancelled")
+    except Exception as exc:
+        return ProbeError(short_reason(exc), detail=repr(exc))
+
+
+def backoff_delay(interval: float, errors: int, rng: random.Random) -> float:
+    """Seconds before retrying after `errors` consecutive errors (>= 1)."""
+    cap = max(interval, BACKOFF_CAP)
+    base = min(cap, interval * 2.0 ** min(max(errors, 1) - 1, 32))
+    return min(cap, base * rng.uniform(0.8, 1.2))
+
+
+def _countdown(snapshot: ProbeSnapshot) -> int | None:
+    fires_at = snapshot.pending_fires_at
+    return None if fires_at is None else math.ceil(fires_at - snapshot.at)
+
+
+def _visible_key(s: ProbeSnapshot) -> tuple[Any, ...]:
+    """What a panel draws, minus ages (the UI computes those): equal keys, nothing to redraw."""
+    return (
+        s.state,
+        id(s.reading),
+        s.error,
+        s.consecutive_errors,
+        s.severity,
+        s.breached,
+        _countdown(s),
+        s.flapping,
+        s.paused,
+        s.next_poll_at,
+    )
+
+
+class Engine:
+    """Polls every probe of `config` and publishes ProbeSnapshots; see the module docstring.
+
+    With `sources`, only the probes in that mapping are polled (the others stay INIT unless
+    fed through `ingest`, which is how UI tests inject fixed readings); without, every probe's
+    source is built through the registry in start(). `rng` makes the jitter reproducible.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        sources: Mapping[str, Source] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.timeline = Timeline()
+        self._given_sources = dict(sources) if sources is not None else None
+        self._rng = rng if rng is not None else random.Random()
+        self._pool = ClientPool()
+        self._order = [probe.id for probe in config.probes]
+        self._trackers = {
+            probe.id: ProbeTracker(probe, interval=config.interval_of(probe))
+            for probe in config.probes
+        }
+        now = self.clock.monotonic()
+        self._snapshots = {pid: t.evaluate(now) for pid, t in self._trackers.items()}
+        self._keys = {pid: _visible_key(s) for pid, s in self._snapshots.items()}
+        self._listeners: list[SnapshotListener] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._wakers: dict[str, asyncio.Future[None]] = {}
+        self._refresh: set[str] = set()
+        self._paused = False
+        self._running = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start one poll loop per probe and the ticker; calling it again does nothing."""
+        if self._running:
+            return
+        self._running = True
+        sources = self._build_sources()
+        count = len(sources)
+        for pid, source in sources.items():
+            tracker = self._trackers[pid]
+            window = min(tracker.interval, SPREAD_PER_PROBE * count) if count > 1 else 0.0
+            first = self.clock.monotonic() + self._rng.uniform(0.0, window)
+            tracker.next_poll_at = first
+            self._tasks[pid] = asyncio.create_task(self._run(pid, source), name=f"poll:{pid}")
+        self._ticker = asyncio.create_task(self._tick_loop(), name="engine-ticker")
+        self._control(f"started polling {count} probe{'s' if count != 1 else ''}")
+        self.tick()  # publish the scheduled first polls
+
+    async def stop(self) -> None:
+        """Cancel every loop and close the shared clients; safe to call twice."""
+        if not self._running:
+            await self._pool.aclose()
+            return
+        self._running = False
+        tasks = [*self._tasks.values(), *([self._ticker] if self._ticker else [])]
+        self._tasks.clear()
+        self._ticker = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._pool.aclose()
+        self._control("stopped polling")
+
+    def _build_sources(self) -> dict[str, Source]:
+        """Sources to poll, by probe id. A probe whose source cannot be built goes ERROR."""
+        if self._given_sources is not None:
+            return {pid: s for pid, s in self._given_sources.items() if pid in self._trackers}
+        built: dict[str, Source] = {}
+        for probe in self.config.probes:
+            try:
+                connection = self.config.connections[probe.connection]
+                built[probe.id] = build_source(probe, connection, self._pool)
+            except Exception as exc:
+                self.ingest(probe.id, ProbeError(f"cannot start: {short_reason(exc)}"))
+        return built
+
+    # --- reading state -----------------------------------------------------------------------
+
+    def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
+        """Call `listener` with every published snapshot; returns the unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def snapshot(self, probe_id: str) -> ProbeSnapshot:
+        return self._snapshots[probe_id]
+
+    def snapshots(self) -> list[ProbeSnapshot]:
+        """All snapshots in config order."""
+        return [self._snapshots[pid] for pid in self._order]
+
+    def worst(self) -> State:
+        return rollup([self._snapshots[pid].state for pid in self._order])
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # --- control -----------------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """No new polls until resume(); polls in flight still land."""
+        if self._paused:
+            return
+        self._paused = True
+        for tracker in self._trackers.values():
+            tracker.paused = True
+        self._control("paused polling")
+        self.tick()
+
+    def resume(self) -> None:
+        """Polls restart; probes that missed polls while paused poll soon, spread out."""
+        if not self._paused:
+            return
+        self._paused = False
+        now = self.clock.monotonic()
+        count = len(self._tasks)
+        for pid, tracker in self._trackers.items():
+            tracker.paused = False
+            due = tracker.next_poll_at
+            if pid in self._tasks and (due is None or due <= now):
+                window = min(tracker.interval, SPREAD_PER_PROBE * count) if count > 1 else 0.0
+                tracker.next_poll_at = now + self._rng.uniform(0.0, window)
+            self._wake(pid)
+        self._control("resumed polling")
+        self.tick()
+
+    def refresh(self, probe_id: str | None = None) -> None:
+        """Poll now (one probe or all), even while paused; never overlaps a poll in flight."""
+        targets = self._order if probe_id is None else [probe_id]
+        if probe_id is not None and probe_id not in self._trackers:
+            raise KeyError(probe_id)
+        for pid in targets:
+            if pid in self._tasks:  # probes without a running loop have nothing to refresh
+                self._refresh.add(pid)
+                self._wake(pid)
+        self._control(f"refresh {probe_id}" if probe_id is not None else "refresh all", probe_id)
+
+    def ingest(self, probe_id: str, outcome: Reading | ProbeError) -> ProbeSnapshot:
+        """Take one poll outcome as if a poll ended now; publishes and returns the snapshot."""
+        return self._ingest(probe_id, outcome, None)
+
+    def tick(self) -> None:
+        """Re-evaluate time-based states (stale, pending firing, countdowns); publish changes."""
+        now = self.clock.monotonic()
+        for pid in self._order:
+            self._publish(pid, self._trackers[pid].evaluate(now), force=False)
+
+    # --- internals ---------------------------------------------------------------------------
+
+    def _ingest(
+        self, probe_id: str, outcome: Reading | ProbeError, latency: float | None
+    ) -> ProbeSnapshot:
+        tracker = self._trackers[probe_id]
+        now = self.clock.monotonic()
+        tracker.observe(outcome, now, self.clock.wall(), latency=latency)
+        snapshot = tracker.evaluate(now)
+        self._publish(probe_id, snapshot, force=True)
+        return snapshot
+
+    def _publish(self, probe_id: str, snapshot: ProbeSnapshot, *, force: bool) -> None:
+        old = self._snapshots[probe_id]
+        self._snapshots[probe_id] = snapshot
+        key = _visible_key(snapshot)
+        if not force and key == self._keys[probe_id]:
+            return
+        self._keys[probe_id] = key
+        if snapshot.state is not old.state:
+            self._state_event(probe_id, old.state, snapshot)
+        for listener in tuple(self._listeners):
+            try:
+                listener(snapshot)
+            except Exception as exc:
+                self._event(EventKind.ERROR, f"listener failed: {short_reason(exc)}", probe_id)
+
+    def _state_event(self, probe_id: str, old: State, snapshot: ProbeSnapshot) -> None:
+        cause = self._trackers[probe_id].cause(snapshot)
+        message = f"{probe_id}: {old.word} -> {snapshot.state.word}"
+        if cause:
+            message += f" ({cause})"
+        self._add(
+            Event(
+                at=snapshot.at,
+                wall=self.clock.wall(),
+                kind=EventKind.STATE,
+                message=message,
+                probe_id=probe_id,
+                old=old,
+                new=snapshot.state,
+            )
+        )
+
+    def _event(self, kind: EventKind, message: str, probe_id: str | None = None) -> None:
+        self._add(Event(self.clock.monotonic(), self.clock.wall(), kind, message, probe_id))
+
+    def _add(self, event: Event) -> None:
+        # A timeline listener's bug must not stop polling.
+        with contextlib.suppress(Exception):
+            self.timeline.add(event)
+
+    def _control(self, message: str, probe_id: str | None = None) -> None:
+        self._event(EventKind.CONTROL, message, probe_id)
+
+    def _wake(self, probe_id: str) -> None:
+        waker = self._wakers.get(probe_id)
+        if waker is not None and not waker.done():
+            waker.set_result(None)
+
+    async def _wait(self, probe_id: str, deadline: float | None) -> None:
+        """Until `deadline` (monotonic; None = no deadline) or a wake-up, whichever is first."""
+        if probe_id in self._refresh:
+            return
+        loop = asyncio.get_running_loop()
+        waker: asyncio.Future[None] = loop.create_future()
+        self._wakers[probe_id] = waker
+        try:
+            if deadline is None:
+                await waker
+                return
+            delay = deadline - self.clock.monotonic()
+            if delay <= 0:
+                return
+            if isinstance(self.clock, SystemClock):
+                handle = loop.call_later(delay, _resolve, waker)
+                try:
+                    await waker
+                finally:
+                    handle.cancel()
+            else:
+                sleeper = asyncio.ensure_future(self.clock.sleep(delay))
+                try:
+                    await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    sleeper.cancel()
+        finally:
+            del self._wakers[probe_id]
+
+    async def _run(self, probe_id: str, source: Source) -> None:
+        tracker = self._trackers[probe_id]
+        interval = tracker.interval
+        timeout = self.config.timeout_of(tracker.probe)
+        clock = self.clock
+        while True:
+            try:
+                await self._wait(probe_id, None if self._paused else tracker.next_poll_at)
+                requested = probe_id in self._refresh
+                due = tracker.next_poll_at
+                if not requested and (
+                    self._paused or (due is not None and clock.monotonic() < due)
+                ):
+                    continue
+                started = clock.monotonic()
+                outcome = await poll_once(source, timeout, clock)
+                ended = clock.monotonic()
+                self._refresh.discard(probe_id)
+                if isinstance(outcome, ProbeError):
+                    errors = tracker.consecutive_errors + 1
+                    tracker.next_poll_at = ended + backoff_delay(interval, errors, self._rng)
+                else:
+                    slots = math.floor((ended - started) / interval) + 1 if interval > 0 else 1
+                    tracker.next_poll_at = started + slots * interval
+                self._ingest(probe_id, outcome, ended - started)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._event(EventKind.ERROR, f"poll loop: {short_reason(exc)}", probe_id)
+                self._refresh.discard(probe_id)
+                tracker.next_poll_at = clock.monotonic() + max(interval, 1.0)
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await self.clock.sleep(TICK)
+            try:
+                self.tick()
+            except Exception as exc:
+                self._event(EventKind.ERROR, f"tick: {short_reason(exc)}")
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
