@@ -1,0 +1,92 @@
+"""The help screen: the key map, grouped, small enough for 80x24."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.cells import cell_len
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+KEYMAP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    (
+        "Anywhere",
+        (
+            ("?", "this help"),
+            ("ctrl+p", "command palette: probes, views, actions"),
+            ("q", "quit (closes a screen first)"),
+        ),
+    ),
+    (
+        "Dashboard",
+        (
+            ("1-9", "switch view"),
+            ("←↓↑→ / hjkl", "move focus between panels"),
+            ("enter", "panel detail: history chart, raw reading"),
+            ("e", "event timeline"),
+            ("p", "pause / resume polling"),
+            ("R", "refresh now"),
+        ),
+    ),
+    (
+        "Detail and timeline",
+        (
+            ("esc / q", "close"),
+            ("R", "refresh this probe (detail)"),
+            ("/", "filter events (timeline)"),
+        ),
+    ),
+)
+"""(group, ((key, what it does), ...)): the one list the help screen and its tests read."""
+
+
+def keymap_text() -> Text:
+    """The key map as aligned lines: keys right-aligned in one column, groups underlined."""
+    width = max(cell_len(key) for _, keys in KEYMAP for key, _ in keys)
+    text = Text()
+    for index, (group, keys) in enumerate(KEYMAP):
+        if index:
+            text.append("\n")
+        text.append(" " * (width + 2))
+        text.append(group, style="bold underline")
+        text.append("\n")
+        for key, what in keys:
+            text.append(" " * (width - cell_len(key)))
+            text.append(key, style="bold")
+            text.append(f"  {what}\n")
+    text.rstrip()
+    return text
+
+
+class HelpScreen(ModalScreen[None]):
+    """`HelpScreen()`: the key map over the current screen; escape, ? or q closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Close"),
+        Binding("question_mark", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen #help-box {
+        width: auto; max-width: 76; height: auto; max-height: 22;
+        border: round $primary; background: $surface; padding: 0 2;
+    }
+    HelpScreen #help-title { text-style: bold; width: auto; }
+    HelpScreen #help-keys { width: auto; }
+    HelpScreen #help-foot { color: $text-muted; width: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help-box"):
+            yield Static("opstui keys", id="help-title")
+            yield Static(keymap_text(), id="help-keys")
+            yield Static("esc or ? closes", id="help-foot")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
