@@ -1,31 +1,67 @@
-"""Small value types of the config language: durations and secrets."""
+"""Small value types of the config language: durations, secrets and secret-bearing URLs.
+
+Validators here raise only ValueError with a short plain message: pydantic turns that into an
+error the loader can place on a line. Nothing here ever puts a secret's value in a message.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import stat
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+)
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"^\s*(-?)\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION_HINT = "a duration like 5s, 2m or 250ms"
+_MAX_SHOWN = 40
+
+
+def shown(value: object) -> str:
+    """A short, escaped rendering of a (non-secret) input for an error message."""
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 4] + "...'"
 
 
 def parse_duration(value: Any) -> float:
     """`5s`, `2m`, `250ms`, `1.5h` or a bare number of seconds -> seconds as float."""
-    if isinstance(value, bool):
-        raise ValueError("a duration like 5s, 2m or 250ms, not a boolean")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"expected {_DURATION_HINT}, got {_kind_of(value)}")
+    if isinstance(value, str):
         match = _DURATION.match(value)
         if match is None:
-            raise ValueError(f"{value!r} is not a duration like 5s, 2m or 250ms")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+            raise ValueError(f"expected {_DURATION_HINT}, got {shown(value)}")
+        negative, number, unit = match.groups()
+        if negative:
+            raise ValueError(f"a duration cannot be negative, got {shown(value)}")
+        seconds = float(number) * _UNIT_SECONDS[unit]
     else:
-        raise ValueError("a duration like 5s, 2m or 250ms")
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise ValueError(f"expected {_DURATION_HINT}, got a number too large") from None
+    if math.isnan(seconds) or math.isinf(seconds):
+        raise ValueError(f"expected {_DURATION_HINT}, got {shown(value)}")
     if seconds < 0:
-        raise ValueError("a duration cannot be negative")
+        raise ValueError(f"a duration cannot be negative, got {shown(value)}")
+    return seconds
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be longer than 0s")
     return seconds
 
 
@@ -42,17 +78,49 @@ def format_duration(seconds: float) -> str:
     return f"{hours}h{minutes}m" if minutes else f"{hours}h"
 
 
+def _kind_of(value: object) -> str:
+    """What a wrong value is, in words, without showing it (it may be a secret)."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__} value"
+
+
+_DURATION_SCHEMA = {
+    "anyOf": [
+        {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)?$"},
+        {"type": "number", "minimum": 0},
+    ],
+    "description": "a duration: 250ms, 5s, 2m, 1h, or seconds as a number",
+}
+
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema(_DURATION_SCHEMA),
+]
+PositiveDuration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    AfterValidator(_positive),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema(
         {
             "anyOf": [
                 {"type": "string", "pattern": r"^\d+(\.\d+)?(ms|s|m|h|d)?$"},
-                {"type": "number", "minimum": 0},
+                {"type": "number", "exclusiveMinimum": 0},
             ],
-            "description": "a duration: 250ms, 5s, 2m, 1h, or seconds as a number",
+            "description": "a duration longer than 0: 250ms, 5s, 2m, 1h, or seconds",
         }
     ),
 ]
@@ -62,14 +130,16 @@ class Secret:
     """A value that came from `${ENV}` or `file:`; it never prints itself.
 
     `reveal()` is the only way to the real value, and is called only where the value is sent
-    to a backend. Everything else (repr, str, logs, screens, JSON) sees `***`.
+    to a backend. Everything else (repr, str, logs, screens, JSON) sees `***`, or for a URL
+    with a password, the URL with `***` in the password's place.
     """
 
-    __slots__ = ("_source", "_value")
+    __slots__ = ("_shown", "_source", "_value")
 
-    def __init__(self, value: str, source: str) -> None:
+    def __init__(self, value: str, source: str, shown: str = "***") -> None:
         self._value = value
         self._source = source
+        self._shown = shown
 
     def reveal(self) -> str:
         return self._value
@@ -83,13 +153,25 @@ class Secret:
         return f"Secret({self._source!r})"
 
     def __str__(self) -> str:
-        return "***"
+        return self._shown
+
+    def __format__(self, spec: str) -> str:
+        return format(self._shown, spec)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Secret) and other._value == self._value
 
     def __hash__(self) -> int:
         return hash(("Secret", self._value))
+
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Secret:
+        return self  # immutable: copies of a config share it
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a Secret cannot be pickled (it would be written out in clear)")
 
 
 def reveal(value: str | Secret) -> str:
@@ -98,16 +180,17 @@ def reveal(value: str | Secret) -> str:
 
 
 def redact(value: str | Secret) -> str:
-    return "***" if isinstance(value, Secret) else value
+    """What may be shown: a plain string as is, a Secret as `***` (or its redacted URL)."""
+    return str(value) if isinstance(value, Secret) else value
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _FILE_PREFIX = "file:"
+_MAX_SECRET_FILE = 64 * 1024
 
 
 def _interpolate(text: str) -> str:
     """Replace `${VAR}` (or `${VAR:-default}`) with the environment's value."""
-    import os
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
@@ -121,12 +204,48 @@ def _interpolate(text: str) -> str:
     return _ENV_REF.sub(substitute, text)
 
 
-def _read_secret_file(path: str) -> str:
+def _safe_source(text: str) -> str:
+    """The reference as written, with any `:-default` (a literal) masked."""
+    return _ENV_REF.sub(
+        lambda m: f"${{{m.group(1)}:-***}}" if m.group(2) is not None else m.group(0), text
+    )
+
+
+def _base_dir(info: ValidationInfo | None) -> Path | None:
+    context = info.context if info is not None else None
+    if isinstance(context, dict):
+        base = context.get("base_dir")
+        if isinstance(base, str | Path):
+            return Path(base)
+    return None
+
+
+def _read_secret_file(raw_path: str, base_dir: Path | None = None) -> str:
+    """Read a secret file: a regular file (never a pipe that could block), small, UTF-8."""
+    shown_path = raw_path
     try:
-        with open(path, encoding="utf-8") as handle:
-            return handle.read().strip()
+        path = Path(raw_path).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            raise ValueError(f"cannot read secret file {shown_path}: not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_SECRET_FILE + 1)
     except OSError as exc:
-        raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+        reason = exc.strerror or type(exc).__name__
+        reason = reason[:1].lower() + reason[1:]
+        raise ValueError(f"cannot read secret file {shown_path}: {reason}") from None
+    except ValueError as exc:
+        if str(exc).startswith("cannot read secret file"):
+            raise
+        raise ValueError(f"cannot read secret file {shown(shown_path)}: bad path") from None
+    if len(data) > _MAX_SECRET_FILE:
+        raise ValueError(f"cannot read secret file {shown_path}: larger than 64 KiB")
+    try:
+        return data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"cannot read secret file {shown_path}: not UTF-8 text") from None
 
 
 def interpolate_text(value: Any) -> Any:
@@ -136,30 +255,115 @@ def interpolate_text(value: Any) -> Any:
     return value
 
 
-def to_secret(value: Any) -> Any:
+def is_reference(value: object) -> bool:
+    """True for text that names a secret (`${ENV}` somewhere in it, or `file:...`)."""
+    if isinstance(value, Secret):
+        return True
+    return isinstance(value, str) and (
+        value.startswith(_FILE_PREFIX) or _ENV_REF.search(value) is not None
+    )
+
+
+def to_secret(value: Any, info: ValidationInfo | None = None) -> Any:
     """Validator for secret-bearing text: a `${ENV}` or `file:` reference becomes a Secret.
 
-    A literal stays a plain string; the loader rejects literals where the key is sensitive.
+    A literal stays a plain string; models reject literals where the key is sensitive.
+    Relative `file:` paths are read from the config file's directory (context `base_dir`).
     """
     if isinstance(value, Secret):
         return value
     if isinstance(value, str):
         if value.startswith(_FILE_PREFIX):
-            return Secret(_read_secret_file(value[len(_FILE_PREFIX) :]), value)
+            return Secret(_read_secret_file(value[len(_FILE_PREFIX) :], _base_dir(info)), value)
         if _ENV_REF.search(value):
-            return Secret(_interpolate(value), value)
+            return Secret(_interpolate(value), _safe_source(value))
     return value
+
+
+def _mask_password(url: str) -> str:
+    """`scheme://user:***@host/...` for a URL whose userinfo holds a password."""
+    scheme, rest = url.split("://", 1)
+    userinfo, at, tail = rest.partition("@")
+    user = userinfo.split(":", 1)[0]
+    return f"{scheme}://{user}:***{at}{tail}"
+
+
+def _password_of(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
+
+
+def to_secret_url(value: Any) -> Any:
+    """Validator for URLs: a password in the userinfo must be a `${ENV}` reference.
+
+    A URL with a password (written as a reference, or brought in by one) becomes a Secret that
+    shows itself with `***` in the password's place; a URL without one stays plain text.
+    """
+    if isinstance(value, Secret) or not isinstance(value, str):
+        return value
+    password = _password_of(value)
+    if password is not None and password and not _ENV_REF.search(password):
+        raise ValueError("the password in this URL must be a ${ENV} reference, not a literal")
+    url = _interpolate(value)
+    if "://" in url and _password_of(url):
+        return Secret(url, _safe_source(value), _mask_password(url))
+    return url
+
+
+def check_http_url(value: str | Secret) -> str | Secret:
+    """An http(s) URL with a host; the message shows the URL only when it holds no secret."""
+    text = reveal(value)
+    try:
+        parts = urlsplit(text)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        if ok:
+            _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        ok = False
+    if not ok:
+        got = shown(text) if not isinstance(value, Secret) else str(value)
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {got}")
+    return value
+
+
+def _secret_text(value: Any, info: ValidationInfo) -> str | Secret:
+    """One validator (not a pydantic union) so a wrong type gives one plain error."""
+    if not isinstance(value, str | Secret):
+        raise ValueError(f"expected text, got {_kind_of(value)}")
+    result: str | Secret = to_secret(value, info)
+    return result
+
+
+def _http_url(value: Any) -> str | Secret:
+    if not isinstance(value, str | Secret):
+        raise ValueError(f"expected an http:// or https:// URL, got {_kind_of(value)}")
+    return check_http_url(to_secret_url(value))
 
 
 Text = Annotated[str, BeforeValidator(interpolate_text)]
 SecretText = Annotated[
     str | Secret,
-    BeforeValidator(to_secret),
+    PlainValidator(_secret_text),
     PlainSerializer(redact, return_type=str),
     WithJsonSchema(
         {
             "type": "string",
-            "description": "a secret: ${ENV_VAR} or file:/path (redacted wherever shown)",
+            "description": "text; credentials only as ${ENV_VAR} or file:/path (then redacted "
+            "wherever shown)",
+        }
+    ),
+]
+HttpUrl = Annotated[
+    str | Secret,
+    PlainValidator(_http_url),
+    PlainSerializer(redact, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^(https?://|\\$\\{)",
+            "description": "an http(s) URL; a password in it only as ${ENV_VAR}",
         }
     ),
 ]
