@@ -299,8 +299,8 @@ def test_status_keys_and_tokens(body: Any, expected: Severity) -> None:
     assert judge(body).verdict is expected
 
 
-# DESIGN.md section 7, written out so a drift in the module's lists is caught
-OK_TOKENS = ["pass", "ok", "up", "healthy", "green", "serving", "true"]
+# DESIGN.md section 7 plus readiness words (ready, not_ready), written out so drift is caught
+OK_TOKENS = ["pass", "ok", "up", "healthy", "green", "serving", "ready", "true"]
 WARN_TOKENS = ["warn", "warning", "degraded", "yellow"]
 FAIL_TOKENS = [
     "fail",
@@ -311,6 +311,7 @@ FAIL_TOKENS = [
     "critical",
     "out_of_service",
     "shutting_down",
+    "not_ready",
     "false",
 ]
 

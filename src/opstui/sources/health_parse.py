@@ -18,7 +18,7 @@ from typing import Any, Literal
 from opstui.sources.base import Component
 from opstui.states import Severity
 
-OK_TOKENS = frozenset({"pass", "ok", "up", "healthy", "green", "serving", "true"})
+OK_TOKENS = frozenset({"pass", "ok", "up", "healthy", "green", "serving", "ready", "true"})
 WARN_TOKENS = frozenset({"warn", "warning", "degraded", "yellow"})
 FAIL_TOKENS = frozenset(
     {
@@ -30,6 +30,7 @@ FAIL_TOKENS = frozenset(
         "critical",
         "out_of_service",
         "shutting_down",
+        "not_ready",
         "false",
     }
 )
