@@ -1,0 +1,53 @@
+"""HTTP connections and the probe kinds that read HTTP services (health)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from opstui.config.base import Headers, Model, ProbeCommon
+from opstui.config.types import HttpUrl, PositiveDuration, Text
+
+
+class HttpConnection(Model):
+    """An HTTP service: health endpoints, admin APIs, /metrics pages."""
+
+    kind: Literal["http"]
+    base_url: HttpUrl = Field(
+        description="scheme://host:port[/prefix] every path is joined to; a password in it "
+        "only as ${ENV_VAR} (then the whole URL is a Secret)"
+    )
+    headers: Headers = Field(
+        default_factory=dict,
+        description="sent with every request; credential headers only as ${ENV} or file:",
+    )
+    timeout: PositiveDuration = Field(
+        5.0, description="per-request timeout unless a probe sets its own"
+    )
+    verify_tls: bool = Field(True, description="verify server certificates (off only for labs)")
+    ca_file: Text | None = Field(None, description="PEM bundle to trust instead of the system's")
+    max_connections: int = Field(20, ge=1, le=1000, description="pool size for this service")
+
+
+StatusCode = Annotated[int, Field(ge=100, le=599)]
+
+
+class HealthProbe(ProbeCommon):
+    """An HTTP health endpoint; the body's own status wins over the HTTP code."""
+
+    kind: Literal["health"]
+    path: Text = Field("/health", description="joined to the connection's base_url")
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    headers: Headers = Field(
+        default_factory=dict,
+        description="added to the connection's headers; credentials only as ${ENV} or file:",
+    )
+    expect_status: list[StatusCode] | None = Field(
+        None,
+        min_length=1,
+        description="status codes counted as healthy when the body states no status",
+    )
+    value: Literal["latency_ms"] = Field(
+        "latency_ms", description="the number drawn in the sparkline"
+    )
