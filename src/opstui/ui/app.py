@@ -1,0 +1,173 @@
+"""The Textual app: themes, the dashboard, global keys, the bell, and the engine's lifetime.
+
+The app is one consumer of the engine: it subscribes to snapshots and routes them to the
+dashboard it holds (never through DOM queries, a modal may be on top), rings the bell on
+entry to crit from the engine's timeline, and owns the single 1 s UI timer that moves ages.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from rich.console import Console
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from opstui.engine.events import Event, EventKind
+from opstui.engine.scheduler import Engine
+from opstui.engine.snapshot import ProbeSnapshot
+from opstui.states import State
+from opstui.ui.dashboard import DashboardScreen
+from opstui.ui.detail import DetailScreen
+from opstui.ui.help import HelpScreen
+from opstui.ui.palette import OpstuiCommands
+from opstui.ui.themes import STATE_DEFAULTS, register_themes, resolve_theme_name
+from opstui.ui.timeline import TimelineScreen
+
+log = logging.getLogger("opstui.ui")
+
+TICK_SECONDS = 1.0
+
+
+class OpstuiApp(App[int]):
+    """The dashboard app for one engine."""
+
+    TITLE = "opstui"
+    COMMANDS = App.COMMANDS | {OpstuiCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark", "help", "Help"),
+        Binding("e", "timeline", "Events"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("R", "refresh_now", "Refresh"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        theme: str | None = None,
+        read_only: bool = False,
+        poll: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.read_only = read_only or engine.config.read_only
+        self.poll = poll
+        self._theme_name = theme
+        self._unsubscribe: list[Callable[[], None]] = []
+        self.dashboard = DashboardScreen(engine, read_only=self.read_only)
+        self.dashboard.open_detail = self.open_detail
+        self.failure: str | None = None
+        """One line about the error that ended the app, if one did (details go to the log)."""
+        super().__init__()
+        self.title = engine.config.title
+
+    # --- set-up and tear-down -----------------------------------------------------------
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        """State colours for any theme that lacks them (Textual's built-in ones)."""
+        return {**super().get_theme_variable_defaults(), **STATE_DEFAULTS}
+
+    def get_default_screen(self) -> Screen[Any]:
+        return self.dashboard
+
+    async def on_mount(self) -> None:
+        themes = register_themes(self)
+        self.theme = resolve_theme_name(self._theme_name or self.engine.config.theme, themes)
+        self._unsubscribe.append(self.engine.subscribe(self._on_snapshot))
+        self._unsubscribe.append(self.engine.timeline.subscribe(self._on_event))
+        self.set_interval(TICK_SECONDS, self._tick)
+        if self.poll:
+            await self.engine.start()
+
+    async def on_unmount(self) -> None:
+        await self._shutdown_engine()
+
+    async def _shutdown_engine(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        await self.engine.stop()
+
+    async def action_quit(self) -> None:
+        await self._shutdown_engine()
+        self.exit(0)
+
+    # --- engine -> screen ---------------------------------------------------------------
+
+    def _on_snapshot(self, snapshot: ProbeSnapshot) -> None:
+        self.dashboard.update_snapshot(snapshot)
+
+    def _on_event(self, event: Event) -> None:
+        """Bell once on entry to crit, unless muted by config or the probe is flapping."""
+        if event.kind is not EventKind.STATE or event.new is not State.CRIT:
+            return
+        if event.old is State.CRIT or not self.engine.config.bell or event.probe_id is None:
+            return
+        if self.engine.snapshot(event.probe_id).flapping:
+            return
+        self.bell()
+
+    def _tick(self) -> None:
+        self.dashboard.tick()
+
+    # --- actions ------------------------------------------------------------------------
+
+    def open_detail(self, probe_id: str) -> None:
+        if isinstance(self.screen, DetailScreen):
+            self.pop_screen()
+        self.push_screen(DetailScreen(self.engine, probe_id))
+
+    def show_view(self, index: int) -> None:
+        while self.screen is not self.dashboard and len(self.screen_stack) > 1:
+            self.pop_screen()
+        self.dashboard.action_show_view(index)
+
+    def palette_probes(self) -> list[tuple[str, str]]:
+        return [(probe.id, probe.display_title) for probe in self.engine.config.probes]
+
+    def palette_views(self) -> list[str]:
+        return [view.name for view in self.dashboard.views]
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_timeline(self) -> None:
+        if not isinstance(self.screen, TimelineScreen):
+            self.push_screen(TimelineScreen(self.engine))
+
+    def action_toggle_pause(self) -> None:
+        if self.engine.paused:
+            self.engine.resume()
+        else:
+            self.engine.pause()
+        self.dashboard.set_paused(self.engine.paused)
+
+    def action_refresh_now(self) -> None:
+        self.engine.refresh()
+        self.notify("Polling every probe now", timeout=2)
+
+    # --- failures: to the log, never a traceback on the terminal -------------------------
+
+    def _print_error_renderables(self) -> None:
+        """Textual prints crash tracebacks here on exit; send them to the log instead."""
+        renderables = list(self._exit_renderables)
+        self._exit_renderables.clear()
+        if not renderables:
+            return
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=120, color_system=None, legacy_windows=False)
+        for renderable in renderables:
+            console.print(renderable)
+        log.error("the TUI stopped on an error:\n%s", buffer.getvalue())
+        error = self._exception
+        if error is not None:
+            self.failure = f"{type(error).__name__}: {error}"
+        else:
+            lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
+            self.failure = lines[-1].strip() if lines else "unknown error"

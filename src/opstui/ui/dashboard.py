@@ -1,0 +1,299 @@
+"""The dashboard: one grid of panels per view, 1-9 to switch, arrows/hjkl to move focus.
+
+A view's rows come from the config; each row is re-flowed to the terminal width (2 panels
+per row at 80 columns, up to 5 at 200) and panels grow to fill the height, scrolling when
+there are more rows than fit. Snapshots are routed to panels through references kept here,
+never through DOM queries, so they land safely even while a modal screen is on top.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from typing import ClassVar
+
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Container, Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Static
+
+from opstui.config.layout import effective_views
+from opstui.config.models import View
+from opstui.engine.scheduler import Engine
+from opstui.engine.snapshot import ProbeSnapshot
+from opstui.states import State
+from opstui.ui.header import DashboardHeader, HeaderModel, KeysBar
+from opstui.ui.panel import MIN_HEIGHT, ProbePanel
+
+PANEL_WIDTH = 40
+"""Columns per panel the re-flow aims at: 2 per row at 80 columns, 4 at 160, 5 at 200."""
+MAX_COLUMNS = 5
+EMPTY_TEXT = "No probes to show: add some under `probes:` in the config (see `opstui schema`)."
+
+
+def columns_for(width: int) -> int:
+    """Panels per row for a grid `width` cells wide (a production frame takes 2)."""
+    return max(1, min(MAX_COLUMNS, (width + 4) // PANEL_WIDTH))
+
+
+def reflow(rows: list[list[str]], columns: int) -> list[list[str]]:
+    """Split each configured row into balanced rows of at most `columns` panels."""
+    result: list[list[str]] = []
+    for row in rows:
+        if not row:
+            continue
+        chunks = math.ceil(len(row) / columns)
+        base, extra = divmod(len(row), chunks)
+        start = 0
+        for index in range(chunks):
+            size = base + (1 if index < extra else 0)
+            result.append(row[start : start + size])
+            start += size
+    return result
+
+
+class PanelRow(Horizontal):
+    DEFAULT_CSS = """
+    PanelRow { height: 6; width: 1fr; }
+    """
+
+
+class ViewGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
+    """The panels of one view; it owns their layout, the screen owns the data."""
+
+    DEFAULT_CSS = """
+    ViewGrid { height: 1fr; width: 1fr; scrollbar-size-vertical: 1; }
+    """
+
+    def __init__(self, view: View, engine: Engine) -> None:
+        super().__init__()
+        self.view = view
+        self._engine = engine
+        self.columns = 0
+        self.rows: list[list[ProbePanel]] = []
+        self.focused_probe: str | None = None
+        self.on_rebuilt: Callable[[ViewGrid], None] | None = None
+
+    def panels(self) -> list[ProbePanel]:
+        return [panel for row in self.rows for panel in row]
+
+    def set_live(self, live: bool) -> None:
+        """Show or hide this view; hidden panels keep their snapshot but skip drawing."""
+        self.display = live
+        for panel in self.panels():
+            panel.live = live
+
+    def _panel_height(self) -> int:
+        rows = len(self.rows)
+        available = self.size.height
+        if rows == 0 or available <= 0:
+            return MIN_HEIGHT
+        return max(MIN_HEIGHT, available // rows)
+
+    async def rebuild(self, columns: int) -> None:
+        """Lay the view out again for `columns` panels per row (on width changes only)."""
+        if columns == self.columns and self.rows:
+            return
+        self.columns = columns
+        await self.remove_children()
+        self.rows = []
+        row_widgets = []
+        for ids in reflow(self.view.rows, columns):
+            panels = [ProbePanel(self._engine.snapshot(pid), self._engine.clock) for pid in ids]
+            for panel in panels:
+                panel.live = self.display
+            self.rows.append(panels)
+            row_widgets.append(PanelRow(*panels))
+        height = self._panel_height()
+        for row in row_widgets:
+            row.styles.height = height
+        await self.mount_all(row_widgets)
+        if self.on_rebuilt is not None:
+            self.on_rebuilt(self)
+
+    def on_resize(self, event: events.Resize) -> None:
+        height = self._panel_height()
+        for child in self.children:
+            if child.styles.height is None or child.styles.height.cells != height:
+                child.styles.height = height
+
+    def locate(self, panel: ProbePanel) -> tuple[int, int] | None:
+        for row_index, row in enumerate(self.rows):
+            for col_index, candidate in enumerate(row):
+                if candidate is panel:
+                    return row_index, col_index
+        return None
+
+    def neighbour(self, panel: ProbePanel, direction: str) -> ProbePanel | None:
+        """The panel left/right in the same row, or up/down nearest in horizontal position."""
+        where = self.locate(panel)
+        if where is None:
+            return None
+        row_index, col_index = where
+        row = self.rows[row_index]
+        if direction == "left":
+            return row[col_index - 1] if col_index > 0 else None
+        if direction == "right":
+            return row[col_index + 1] if col_index + 1 < len(row) else None
+        target_row = row_index - 1 if direction == "up" else row_index + 1
+        if not 0 <= target_row < len(self.rows):
+            return None
+        centre = (col_index + 0.5) / len(row)
+        candidates = self.rows[target_row]
+        best = min(
+            range(len(candidates)),
+            key=lambda i: (abs((i + 0.5) / len(candidates) - centre), i),
+        )
+        return candidates[best]
+
+
+class DashboardScreen(Screen[None]):
+    """Views of panels plus header and footer; the app feeds it snapshots and ticks."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *(Binding(str(n), f"show_view({n - 1})", f"View {n}", show=False) for n in range(1, 10)),
+        Binding("left,h", "move('left')", "Focus left", show=False),
+        Binding("right,l", "move('right')", "Focus right", show=False),
+        Binding("up,k", "move('up')", "Focus up", show=False),
+        Binding("down,j", "move('down')", "Focus down", show=False),
+        Binding("enter", "open_detail", "Detail", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    DashboardScreen { layout: vertical; }
+    DashboardScreen.-production { border: heavy $state-crit; }
+    DashboardScreen > #views { height: 1fr; }
+    DashboardScreen #empty { padding: 1 2; color: $text-muted; }
+    """
+
+    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+        super().__init__()
+        self.engine = engine
+        config = engine.config
+        self.views: list[View] = effective_views(config)
+        self.grids = [ViewGrid(view, engine) for view in self.views]
+        for grid in self.grids:
+            grid.on_rebuilt = self._grid_rebuilt
+        self.current = 0
+        self._states = {s.probe_id: s.state for s in engine.snapshots()}
+        self.header = DashboardHeader(
+            HeaderModel(
+                title=config.title,
+                environment=config.environment,
+                production=config.is_production,
+                read_only=read_only,
+                paused=engine.paused,
+                counts=dict(Counter(self._states.values())),
+                views=[view.name for view in self.views],
+            ),
+            engine.clock.wall,
+        )
+        self._panels: dict[str, list[ProbePanel]] = {}
+        self.open_detail: Callable[[str], None] | None = None
+        if config.shows_production_frame:
+            self.add_class("-production")
+
+    def compose(self) -> ComposeResult:
+        yield self.header
+        yield KeysBar()
+        with Container(id="views"):
+            yield from self.grids
+            if not self.grids:
+                yield Static(EMPTY_TEXT, id="empty")
+
+    async def on_mount(self) -> None:
+        for index, grid in enumerate(self.grids):
+            grid.set_live(index == self.current)
+        await self._reflow(self.size.width)
+        self._focus_remembered()
+
+    async def on_resize(self, event: events.Resize) -> None:
+        await self._reflow(event.size.width)
+
+    async def _reflow(self, width: int) -> None:
+        if width <= 0:
+            return
+        columns = columns_for(width)
+        for grid in self.grids:
+            await grid.rebuild(columns)
+
+    def _grid_rebuilt(self, grid: ViewGrid) -> None:
+        self._panels = {}
+        for each in self.grids:
+            for panel in each.panels():
+                self._panels.setdefault(panel.probe_id, []).append(panel)
+        if grid is self.current_grid and grid.focused_probe is not None:
+            self.call_after_refresh(self._focus_remembered)
+
+    # --- data in --------------------------------------------------------------------------
+
+    def update_snapshot(self, snapshot: ProbeSnapshot) -> None:
+        """Route one snapshot to every panel showing its probe, and the header's counts."""
+        for panel in self._panels.get(snapshot.probe_id, ()):
+            panel.update_snapshot(snapshot)
+        if self._states.get(snapshot.probe_id) is not snapshot.state:
+            self._states[snapshot.probe_id] = snapshot.state
+            self.header.info.update_model(counts=dict(Counter(self._states.values())))
+
+    def set_paused(self, paused: bool) -> None:
+        self.header.info.update_model(paused=paused)
+
+    def tick(self) -> None:
+        """Once a second: the clock, and the ages/countdowns of the visible view's panels."""
+        self.header.clock.tick()
+        if self.grids:
+            for panel in self.current_grid.panels():
+                panel.tick()
+
+    def counts(self) -> dict[State, int]:
+        return dict(Counter(self._states.values()))
+
+    # --- navigation -----------------------------------------------------------------------
+
+    @property
+    def current_grid(self) -> ViewGrid:
+        return self.grids[self.current]
+
+    def focused_panel(self) -> ProbePanel | None:
+        focused = self.focused
+        return focused if isinstance(focused, ProbePanel) else None
+
+    def _focus_remembered(self) -> None:
+        if not self.grids:
+            return
+        grid = self.current_grid
+        panels = grid.panels()
+        if not panels:
+            return
+        target = next((p for p in panels if p.probe_id == grid.focused_probe), panels[0])
+        self.set_focus(target)
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        if isinstance(event.widget, ProbePanel):
+            self.current_grid.focused_probe = event.widget.probe_id
+
+    def action_show_view(self, index: int) -> None:
+        if not 0 <= index < len(self.grids) or index == self.current:
+            return
+        self.grids[self.current].set_live(False)
+        self.current = index
+        self.grids[index].set_live(True)
+        self.header.info.update_model(current_view=index)
+        self.call_after_refresh(self._focus_remembered)
+
+    def action_move(self, direction: str) -> None:
+        panel = self.focused_panel()
+        if panel is None:
+            self._focus_remembered()
+            return
+        target = self.current_grid.neighbour(panel, direction)
+        if target is not None:
+            self.set_focus(target)
+
+    def action_open_detail(self) -> None:
+        panel = self.focused_panel()
+        if panel is not None and self.open_detail is not None:
+            self.open_detail(panel.probe_id)

@@ -1,0 +1,311 @@
+"""One probe drawn as one bordered panel: state, value, age, sparkline, components.
+
+Data gets in only through `update_snapshot`; `tick` moves ages and countdowns on. Both work
+out the lines the panel would show and repaint only the lines that changed, so a dashboard
+of 24 panels at 1 Hz writes a few lines a second, not whole screens.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.cells import cell_len
+from rich.style import Style
+from rich.text import Text
+from textual.geometry import Region
+from textual.widget import Widget
+
+from opstui.engine.clock import Clock
+from opstui.engine.snapshot import ProbeSnapshot
+from opstui.sources.base import Component
+from opstui.states import Severity, State
+from opstui.ui.format import (
+    fit_parts,
+    format_age,
+    format_countdown,
+    format_value,
+    severity_glyph,
+    state_label,
+    truncate,
+)
+from opstui.ui.sparkline import sparkline
+
+DIMMED_STATES = frozenset({State.ERROR, State.STALE})
+"""States whose last value is old news: drawn dimmed, never in the fresh colour."""
+
+MIN_HEIGHT = 6
+"""Border, status, value, sparkline and one component line."""
+
+
+def _state_css() -> str:
+    rules = []
+    for state in State:
+        var = f"$state-{state.value}"
+        style = "bold reverse" if state is State.CRIT else "bold"
+        rules.append(
+            f"ProbePanel.-{state.value} {{ border: round {var}; }}\n"
+            f"ProbePanel.-{state.value}:focus {{ border: heavy {var}; }}\n"
+            f"ProbePanel > .panel--{state.value} {{ color: {var}; text-style: {style}; }}"
+        )
+    return "\n".join(rules)
+
+
+class ProbePanel(Widget, can_focus=True):
+    """A panel for one probe; the dashboard routes that probe's snapshots to it."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        *(f"panel--{state.value}" for state in State),
+        "panel--value",
+        "panel--dim",
+        "panel--muted",
+        "panel--spark",
+        "panel--sev-ok",
+        "panel--sev-warn",
+        "panel--sev-crit",
+        "panel--sev-unknown",
+    }
+
+    DEFAULT_CSS = """
+    ProbePanel {
+        height: 100%;
+        width: 1fr;
+        min-height: 4;
+        padding: 0 1;
+        border: round $state-init;
+        border-title-color: $foreground;
+        border-title-style: bold;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
+    }
+    ProbePanel:focus { border-title-style: bold reverse; background-tint: $foreground 4%; }
+    ProbePanel > .panel--value { text-style: bold; }
+    ProbePanel > .panel--dim { text-style: dim; }
+    ProbePanel > .panel--muted { color: $text-muted; }
+    ProbePanel > .panel--spark { color: $accent; }
+    ProbePanel > .panel--sev-ok { color: $state-ok; }
+    ProbePanel > .panel--sev-warn { color: $state-warn; }
+    ProbePanel > .panel--sev-crit { color: $state-crit; text-style: bold; }
+    ProbePanel > .panel--sev-unknown { color: $text-muted; }
+    """ + _state_css()
+
+    def __init__(self, snapshot: ProbeSnapshot, clock: Clock) -> None:
+        super().__init__()
+        self._snapshot = snapshot
+        self._clock = clock
+        self._lines: list[Text] = []
+        self.live = True
+        """False while the panel's view is hidden: snapshots are kept, nothing is drawn."""
+        self.border_title = snapshot.title
+        self.add_class(f"-{snapshot.state.value}")
+
+    @property
+    def probe_id(self) -> str:
+        return self._snapshot.probe_id
+
+    @property
+    def snapshot(self) -> ProbeSnapshot:
+        return self._snapshot
+
+    def update_snapshot(self, snapshot: ProbeSnapshot) -> None:
+        """Take a new snapshot; repaint only what it changes on screen."""
+        old = self._snapshot
+        self._snapshot = snapshot
+        if old.state is not snapshot.state:
+            self.remove_class(f"-{old.state.value}")
+            self.add_class(f"-{snapshot.state.value}")
+        if old.title != snapshot.title:
+            self.border_title = snapshot.title
+        self._repaint_changed()
+
+    def tick(self) -> None:
+        """Called once a second: repaint if an age or countdown shown has moved on."""
+        self._repaint_changed()
+
+    def visible_lines(self) -> list[str]:
+        """The text the panel shows now, line by line (for tests and the dashboard)."""
+        size = self.content_size
+        return [line.plain for line in self._build(size.width, size.height)]
+
+    def _repaint_changed(self) -> None:
+        if not self.is_mounted or not self.live:
+            return
+        size = self.content_size
+        if size.width <= 0 or size.height <= 0:
+            return
+        lines = self._build(size.width, size.height)
+        old = self._lines
+        if lines == old:
+            return
+        self._lines = lines
+        if len(lines) != len(old):
+            self.refresh()
+            return
+        changed = [
+            Region(0, index, size.width, 1)
+            for index, (new, previous) in enumerate(zip(lines, old, strict=True))
+            if new != previous
+        ]
+        self.refresh(*changed)
+
+    def render(self) -> Text:
+        size = self.content_size
+        self._lines = self._build(size.width, size.height)
+        return Text("\n", no_wrap=True).join(self._lines)
+
+    # --- what the panel says ------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(name, partial=True)
+
+    def _build(self, width: int, height: int) -> list[Text]:
+        if width <= 0 or height <= 0:
+            return []
+        snapshot = self._snapshot
+        now = self._clock.monotonic()
+        lines = [self._status_line(snapshot, now, width)]
+        if height >= 2:
+            lines.append(self._value_line(snapshot, now, width))
+        if height >= 3:
+            lines.append(self._spark_line(snapshot, width))
+        room = height - len(lines)
+        if room > 0 and snapshot.reading is not None:
+            lines.extend(self._component_lines(snapshot.reading.components, width, room))
+        room = height - len(lines)
+        if room > 0:
+            extras = self._extra_texts(snapshot, width)
+            if extras and len(lines) > 3:
+                extras.insert(0, "")
+            muted = self._style("panel--muted")
+            lines.extend(Text(truncate(t, width), style=muted, end="") for t in extras[:room])
+        return lines
+
+    def _extra_texts(self, snapshot: ProbeSnapshot, width: int) -> list[str]:
+        """What a tall panel adds below the components: range, hints, notes, runbook."""
+        texts: list[str] = []
+        history = snapshot.history
+        if history is not None:
+            values = [v for v in history.values(last=width) if v is not None]
+            if values:
+                unit = _unit(snapshot)
+                low, high = min(values), max(values)
+                mean = sum(values) / len(values)
+                texts.append(
+                    f"min {format_value(low, None)} · avg {format_value(mean, None)} · "
+                    f"max {format_value(high, unit)}"
+                )
+        if snapshot.state is State.ERROR and snapshot.consecutive_errors > 1:
+            texts.append(f"{snapshot.consecutive_errors} errors in a row")
+        if snapshot.error_hint:
+            texts.append(snapshot.error_hint)
+        if snapshot.reading is not None:
+            texts.extend(snapshot.reading.notes)
+        if snapshot.runbook:
+            texts.append(f"runbook: {snapshot.runbook}")
+        return texts
+
+    def _status_line(self, snapshot: ProbeSnapshot, now: float, width: int) -> Text:
+        state = snapshot.state
+        label = state_label(state)
+        extras: list[str] = []
+        if state is State.PENDING:
+            breached = snapshot.breached or Severity.WARN
+            label = f"{state.glyph} {breached.value.upper()}?"
+            if snapshot.pending_fires_at is not None:
+                label += " " + format_countdown(snapshot.pending_fires_at - now)
+        elif state is State.ERROR:
+            if snapshot.error:
+                label += " " + snapshot.error
+            if snapshot.paused:
+                extras.append("paused")
+            elif snapshot.next_poll_at is not None:
+                extras.append("retry " + format_countdown(snapshot.next_poll_at - now))
+        elif state is State.STALE:
+            age = snapshot.age(now)
+            if age is not None:
+                extras.append(format_age(age) + " ago")
+        elif state is State.NODATA and snapshot.reading is not None and snapshot.reading.no_data:
+            extras.append(snapshot.reading.no_data)
+        style = self._style(f"panel--{state.value}")
+        if state is State.CRIT:
+            return Text(truncate(f" {label} ", width), style=style, end="")
+        core = f"{state.glyph} {state.word}"
+        if cell_len(label) > width:
+            label = core if cell_len(core) <= width else label
+        text = fit_parts([label, *extras], width)
+        return Text(text, style=style, end="")
+
+    def _value_line(self, snapshot: ProbeSnapshot, now: float, width: int) -> Text:
+        value = format_value(snapshot.value, _unit(snapshot))
+        age = snapshot.age(now)
+        right = "no reading yet" if age is None else format_age(age) + " ago"
+        dim = snapshot.state in DIMMED_STATES
+        value_style = self._style("panel--dim" if dim else "panel--value")
+        value = truncate(value, width)
+        gap = width - cell_len(value) - cell_len(right)
+        if gap < 2:
+            right = format_age(age) if age is not None else ""
+            gap = width - cell_len(value) - cell_len(right)
+        if gap < 1 or not right:
+            return Text(value, style=value_style, end="")
+        return Text.assemble(
+            (value, value_style), " " * gap, (right, self._style("panel--muted")), end=""
+        )
+
+    def _spark_line(self, snapshot: ProbeSnapshot, width: int) -> Text:
+        history = snapshot.history
+        values = history.values(last=width) if history is not None else []
+        dim = snapshot.state in DIMMED_STATES
+        style = self._style("panel--dim" if dim else "panel--spark")
+        return Text(sparkline(values, width) if values else "", style=style, end="")
+
+    def _component_lines(
+        self, components: tuple[Component, ...], width: int, room: int
+    ) -> list[Text]:
+        if not components:
+            return []
+        ordered = sorted(components, key=_component_rank)
+        shown = ordered if len(ordered) <= room else ordered[: max(1, room - 1)]
+        lines = []
+        for component in shown:
+            colour = self._style(_severity_class(component.severity))
+            status = truncate(component.status, max(1, width // 3))
+            name = truncate(component.name, max(1, width - 3 - cell_len(status)))
+            line = Text.assemble(
+                (severity_glyph(component.severity), colour),
+                " ",
+                name,
+                " ",
+                (status, colour),
+                end="",
+            )
+            line.truncate(width)
+            lines.append(line)
+        hidden = len(ordered) - len(shown)
+        if hidden and len(lines) < room:
+            more = f"+{hidden} more"
+            lines.append(Text(truncate(more, width), style=self._style("panel--muted"), end=""))
+        elif hidden:
+            # One line only: the worst component, and how many more there are.
+            more = f" +{hidden}"
+            last = lines[-1]
+            if cell_len(last.plain) + cell_len(more) > width:
+                last.truncate(max(1, width - cell_len(more)))
+                last.rstrip()
+            last.append(more, style=self._style("panel--muted"))
+        return lines
+
+
+def _unit(snapshot: ProbeSnapshot) -> str | None:
+    """The unit to print: the probe's own, or ms for a health check (its value is latency)."""
+    return snapshot.unit or ("ms" if snapshot.kind == "health" else None)
+
+
+def _severity_class(severity: Severity | None) -> str:
+    return "panel--sev-unknown" if severity is None else f"panel--sev-{severity.value}"
+
+
+def _component_rank(component: Component) -> int:
+    """Worst first: crit, warn, unknown, ok."""
+    if component.severity is None:
+        return 2
+    return {Severity.CRIT: 0, Severity.WARN: 1, Severity.OK: 3}[component.severity]
