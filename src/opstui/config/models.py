@@ -32,23 +32,37 @@ from opstui.config.base import (
     is_sensitive_header,
     raise_all,
 )
-from opstui.config.kinds.http import HealthProbe, HttpConnection, StatusCode
+from opstui.config.kinds.aws import AwsConnection, EcsProbe
+from opstui.config.kinds.http import HealthProbe, HttpConnection, ScrapeProbe, StatusCode
+from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
+from opstui.config.kinds.prometheus import PrometheusConnection, PrometheusProbe
+from opstui.config.kinds.redis import QueueProbe, RedisConnection, RedisInfoProbe
 from opstui.config.types import PositiveDuration, Text
 
 __all__ = [
     "IDENT",
     "IDENT_HINT",
+    "AwsConnection",
     "Band",
     "Config",
     "ConnectionConfig",
+    "EcsProbe",
     "Headers",
     "HealthProbe",
     "HttpConnection",
     "Model",
+    "PostgresConnection",
     "ProbeCommon",
     "ProbeConfig",
+    "PrometheusConnection",
+    "PrometheusProbe",
+    "QueueProbe",
+    "RedisConnection",
+    "RedisInfoProbe",
     "ReferenceProblem",
     "ReferenceProblems",
+    "ScrapeProbe",
+    "SqlProbe",
     "StatusCode",
     "Thresholds",
     "View",
@@ -57,12 +71,32 @@ __all__ = [
 
 # --- the unions: a new kind is one member more, plus its line in _KIND_CONNECTIONS ---------
 
-ConnectionConfig = Annotated[HttpConnection, Field(discriminator="kind")]
+ConnectionConfig = Annotated[
+    HttpConnection | RedisConnection | PostgresConnection | AwsConnection | PrometheusConnection,
+    Field(discriminator="kind"),
+]
 
-ProbeConfig = Annotated[HealthProbe, Field(discriminator="kind")]
+ProbeConfig = Annotated[
+    HealthProbe
+    | ScrapeProbe
+    | QueueProbe
+    | RedisInfoProbe
+    | SqlProbe
+    | EcsProbe
+    | PrometheusProbe,
+    Field(discriminator="kind"),
+]
 
 # Which connection kinds each probe kind may use.
-_KIND_CONNECTIONS: dict[str, set[str]] = {"health": {"http"}}
+_KIND_CONNECTIONS: dict[str, set[str]] = {
+    "health": {"http"},
+    "scrape": {"http"},
+    "queue": {"redis"},
+    "redis_info": {"redis"},
+    "sql": {"postgres"},
+    "ecs": {"aws"},
+    "prometheus": {"prometheus"},
+}
 
 
 def _compatible(probe_kind: str, connection_kind: str) -> bool:

@@ -312,20 +312,27 @@ def to_secret_url(value: Any) -> Any:
     return url
 
 
-def check_http_url(value: str | Secret) -> str | Secret:
-    """An http(s) URL with a host; the message shows the URL only when it holds no secret."""
+def check_url(value: str | Secret, schemes: tuple[str, ...]) -> str | Secret:
+    """A URL of one of `schemes` with a host; the message shows it only when it holds no secret."""
     text = reveal(value)
     try:
         parts = urlsplit(text)
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        ok = parts.scheme in schemes and bool(parts.hostname)
         if ok:
             _ = parts.port  # raises ValueError for a port that is not a number
     except ValueError:
         ok = False
     if not ok:
         got = shown(text) if not isinstance(value, Secret) else str(value)
-        raise ValueError(f"expected an http:// or https:// URL with a host, got {got}")
+        wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+        article = "an" if schemes[0][0] in "aeiouh" else "a"
+        raise ValueError(f"expected {article} {wanted} URL with a host, got {got}")
     return value
+
+
+def check_http_url(value: str | Secret) -> str | Secret:
+    """An http(s) URL with a host; the message shows the URL only when it holds no secret."""
+    return check_url(value, ("http", "https"))
 
 
 def _secret_text(value: Any, info: ValidationInfo) -> str | Secret:
@@ -367,3 +374,28 @@ HttpUrl = Annotated[
         }
     ),
 ]
+
+
+def _url_type(schemes: tuple[str, ...], description: str) -> Any:
+    """An Annotated URL type for `schemes`, whose password may only come from `${ENV}`."""
+    wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+
+    def validate(value: Any) -> str | Secret:
+        if not isinstance(value, str | Secret):
+            raise ValueError(f"expected {wanted} URL, got {_kind_of(value)}")
+        return check_url(to_secret_url(value), schemes)
+
+    return Annotated[
+        str | Secret,
+        PlainValidator(validate),
+        PlainSerializer(redact, return_type=str),
+        WithJsonSchema({"type": "string", "description": description}),
+    ]
+
+
+RedisUrl = _url_type(
+    ("redis", "rediss"), "redis://[user:${PASSWORD}@]host:port/db (rediss:// for TLS)"
+)
+PostgresDsn = _url_type(
+    ("postgres", "postgresql"), "postgresql://user[:${PASSWORD}]@host:port/database"
+)

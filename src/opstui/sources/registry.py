@@ -23,6 +23,12 @@ ENTRY_POINT_GROUP = "opstui.sources"
 # Built-ins, used when the package metadata is missing (running from a source tree).
 _BUILTIN: dict[str, str] = {
     "health": "opstui.sources.health:HealthSource",
+    "scrape": "opstui.sources.scrape:ScrapeSource",
+    "queue": "opstui.sources.queue:QueueSource",
+    "redis_info": "opstui.sources.redis_info:RedisInfoSource",
+    "sql": "opstui.sources.sql:SqlSource",
+    "ecs": "opstui.sources.ecs:EcsSource",
+    "prometheus": "opstui.sources.prometheus:PrometheusSource",
 }
 
 

@@ -51,3 +51,21 @@ class HealthProbe(ProbeCommon):
     value: Literal["latency_ms"] = Field(
         "latency_ms", description="the number drawn in the sparkline"
     )
+
+
+class ScrapeProbe(ProbeCommon):
+    """A Prometheus text exposition (/metrics) read directly: series by name and labels."""
+
+    kind: Literal["scrape"]
+    path: Text = Field("/metrics", description="joined to the connection's base_url")
+    metric: str = Field(description="metric name (a histogram's base name for a quantile)")
+    labels: dict[str, str] = Field(default_factory=dict, description="label values to match")
+    mode: Literal["value", "rate", "quantile"] = Field(
+        "value", description="the value as is, its rate per second, or a histogram quantile"
+    )
+    quantile: float | None = Field(
+        None, gt=0, lt=1, description="with mode quantile: e.g. 0.95"
+    )
+    aggregate: Literal["sum", "max", "min", "avg"] = Field(
+        "sum", description="how several matching series combine into one value"
+    )
