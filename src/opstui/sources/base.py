@@ -33,10 +33,23 @@ class Component:
 
 
 @dataclass(frozen=True, slots=True)
+class Table:
+    """Rows a panel lists under its value: queues found by `queue: "*"`, a query's result set,
+    a vector's top series, an ECS service's stopped tasks. Cells are already text."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    title: str | None = None
+    total_rows: int | None = None
+    """How many rows there were before the source cut the table down (None: all shown)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Reading:
     """What one successful poll saw.
 
-    `verdict` is the service's own judgement (a health body's status); None when the service
+    `value` is the number drawn in the sparkline and judged by thresholds (a probe's `value`
+    key picks it among `fields`). `verdict` is the service's own judgement (a health body's status); None when the service
     states none and only thresholds decide. `no_data` carries the reason when the poll worked
     but found nothing to show (an empty vector, a missing key): such a reading is never green.
     """
@@ -49,6 +62,10 @@ class Reading:
     no_data: str | None = None
     notes: tuple[str, ...] = ()
     raw: str | None = None
+    facts: tuple[tuple[str, str], ...] = ()
+    """Label/text pairs the panel shows in order under the value (`waiting 1,204`,
+    `clients 812/1000`); `fields` keeps the same figures as numbers for check and thresholds."""
+    table: Table | None = None
 
 
 class ProbeError(Exception):
