@@ -48,6 +48,11 @@ class History:
     def __len__(self) -> int:
         return self._len
 
+    def clear(self) -> None:
+        """Forget every sample (keeps the buffer, so nothing is reallocated)."""
+        self._next = 0
+        self._len = 0
+
     def _indices(self, last: int | None) -> range | list[int]:
         """Buffer positions of the newest `last` samples, oldest first."""
         count = self._len if last is None else max(0, min(last, self._len))

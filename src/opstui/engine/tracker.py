@@ -102,6 +102,8 @@ class ProbeTracker:
             latency = outcome.latency_ms / 1000.0 if outcome.latency_ms is not None else 0.0
         self._latency = max(0.0, latency)
         value = outcome.value
+        if outcome.backfill and self._history_is_blank():
+            self._backfill(outcome.backfill, now, wall)
         self.history.append(now, wall, value)
         self._missing = outcome.no_data
         judge = self._judge
@@ -113,6 +115,23 @@ class ProbeTracker:
             if self._missing is not None:
                 judge.reset()
         self._flap.record(self._judged_state(now)[0])
+
+    def _history_is_blank(self) -> bool:
+        return all(v is None for v in self.history.values())
+
+    def _backfill(self, points: tuple[tuple[float, float], ...], now: float, wall: float) -> None:
+        """Insert a backend's own earlier points before the first live one, oldest first.
+
+        Points are placed on the monotonic axis by their distance from `wall`; points from the
+        future or not older than the previous one are dropped, so history stays ordered. Gaps
+        from polls that failed before are dropped too: they are newer than the points."""
+        self.history.clear()
+        previous = -math.inf
+        for point_wall, point_value in points[-(self.history.capacity - 1) :]:
+            if point_wall >= wall or point_wall <= previous:
+                continue
+            previous = point_wall
+            self.history.append(now - (wall - point_wall), point_wall, point_value)
 
     # --- output -----------------------------------------------------------------------------
 

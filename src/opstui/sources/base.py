@@ -66,6 +66,10 @@ class Reading:
     """Label/text pairs the panel shows in order under the value (`waiting 1,204`,
     `clients 812/1000`); `fields` keeps the same figures as numbers for check and thresholds."""
     table: Table | None = None
+    backfill: tuple[tuple[float, float], ...] = ()
+    """Earlier points (unix time, value), oldest first, that the backend already keeps (a
+    Prometheus range query): the engine puts them in an empty history once, so a sparkline is
+    never blank after a restart. Readings after the first leave it empty."""
 
 
 class ProbeError(Exception):
