@@ -2,7 +2,12 @@
 
 The app is one consumer of the engine: it subscribes to snapshots and routes them to the
 dashboard it holds (never through DOM queries, a modal may be on top), rings the bell on
-entry to crit from the engine's timeline, and owns the single 1 s UI timer that moves ages.
+entry to crit from the engine's timeline, and owns the UI's two timers: one that moves ages
+once a second, and one that hands queued snapshots to the dashboard a few times a second.
+
+Queuing matters for cost: 24 probes polled at 1 Hz finish at 24 different moments, and
+drawing each on arrival means 24 screen updates a second; drawing what arrived in the last
+quarter second costs at most 4, and a state change still shows within 250 ms.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from opstui.ui.timeline import TimelineScreen
 log = logging.getLogger("opstui.ui")
 
 TICK_SECONDS = 1.0
+FLUSH_SECONDS = 0.25
 
 
 class OpstuiApp(App[int]):
@@ -59,6 +65,7 @@ class OpstuiApp(App[int]):
         self.poll = poll
         self._theme_name = theme
         self._unsubscribe: list[Callable[[], None]] = []
+        self._queued: dict[str, ProbeSnapshot] = {}
         self.dashboard = DashboardScreen(engine, read_only=self.read_only)
         self.dashboard.open_detail = self.open_detail
         self.failure: str | None = None
@@ -81,6 +88,7 @@ class OpstuiApp(App[int]):
         self._unsubscribe.append(self.engine.subscribe(self._on_snapshot))
         self._unsubscribe.append(self.engine.timeline.subscribe(self._on_event))
         self.set_interval(TICK_SECONDS, self._tick)
+        self.set_interval(FLUSH_SECONDS, self.flush_snapshots)
         if self.poll:
             await self.engine.start()
 
@@ -100,7 +108,20 @@ class OpstuiApp(App[int]):
     # --- engine -> screen ---------------------------------------------------------------
 
     def _on_snapshot(self, snapshot: ProbeSnapshot) -> None:
-        self.dashboard.update_snapshot(snapshot)
+        if not self.poll:
+            # Driven from outside (tests, injected readings): nothing to coalesce.
+            self.dashboard.update_snapshot(snapshot)
+            return
+        self._queued[snapshot.probe_id] = snapshot
+
+    def flush_snapshots(self) -> None:
+        """Hand the newest queued snapshot of each probe to the dashboard, in one repaint."""
+        if not self._queued:
+            return
+        queued, self._queued = self._queued, {}
+        with self.batch_update():
+            for snapshot in queued.values():
+                self.dashboard.update_snapshot(snapshot)
 
     def _on_event(self, event: Event) -> None:
         """Bell once on entry to crit, unless muted by config or the probe is flapping."""
@@ -113,6 +134,7 @@ class OpstuiApp(App[int]):
         self.bell()
 
     def _tick(self) -> None:
+        self.flush_snapshots()
         self.dashboard.tick()
 
     # --- actions ------------------------------------------------------------------------
