@@ -1,9 +1,10 @@
 """Poll-engine bench (DESIGN.md section 10): N health probes at 1 s against a local server.
 
-Prints, for the same server in the same run: opstui's engine (with the real health source and
-its HTTP client), and bare gather loops making the same requests (aiohttp; httpx with its
-default transport). For each: requests that reached the server out of those due, missed
-cycles, and CPU % of one core for this process. The server runs in a child process.
+Prints, for the same server in the same run: the running opstui TUI (a child process in a
+160x50 pseudo-terminal, measured from /proc), opstui's engine alone in this process (with the
+real health source and its HTTP client), and bare gather loops making the same requests
+(aiohttp; httpx with its default transport). For each: requests that reached the server out
+of those due, missed cycles, and CPU % of one core. The server runs in a child process.
 
     python bench/poll_engine.py [--probes 200] [--seconds 30] [--interval 1]
 """
@@ -19,7 +20,13 @@ from collections.abc import Awaitable, Callable
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import CountingServer, Usage
+from common import (
+    CountingServer,
+    PtyProcess,
+    Usage,
+    proc_cpu_seconds,
+    write_health_config,
+)
 
 
 def engine_config(url: str, probes: int, interval: float) -> object:
@@ -115,6 +122,32 @@ async def run_bare_httpx(url: str, probes: int, interval: float, seconds: float)
     return 0
 
 
+def run_tui(
+    server: CountingServer, probes: int, interval: float, seconds: float
+) -> tuple[int, float]:
+    """The real `opstui` in a 160x50 pty, measured after a warm-up of 3 s (start-up and the
+    first spread-out round excluded): requests that reached the server in the window, and
+    its CPU % of one core."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = os.path.join(tmp, "poll.yaml")
+        write_health_config(config, server.url, probes, interval)
+        env = {**os.environ, "TERM": "xterm-256color"}
+        tui = PtyProcess([sys.executable, "-m", "opstui", "--config", config], 160, 50, env)
+        try:
+            tui.wait_for(b"svc-000", timeout=15)
+            tui.pump(3.0)
+            before = server.count()
+            cpu0, wall0 = proc_cpu_seconds(tui.proc.pid), time.monotonic()
+            tui.pump(seconds)
+            wall = time.monotonic() - wall0
+            cpu = 100 * (proc_cpu_seconds(tui.proc.pid) - cpu0) / wall
+            return server.count() - before, cpu
+        finally:
+            tui.close()
+
+
 PHASES: dict[str, Callable[[str, int, float, float], Awaitable[int]]] = {
     "opstui engine": run_engine,
     "bare aiohttp gather": run_bare_aiohttp,
@@ -122,12 +155,15 @@ PHASES: dict[str, Callable[[str, int, float, float], Awaitable[int]]] = {
 }
 
 
+TUI_PHASE = "opstui TUI (pty, 160x50)"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=1.0)
-    parser.add_argument("--only", choices=list(PHASES), action="append")
+    parser.add_argument("--only", choices=[TUI_PHASE, *PHASES], action="append")
     args = parser.parse_args()
 
     server = CountingServer()
@@ -136,6 +172,10 @@ def main() -> int:
           f"against {server.url} (server in a child process); {due} requests due per phase")
     print(f"{'phase':40} {'reached':>9} {'of due':>8} {'missed':>8} {'CPU % core':>11}")
     try:
+        if not args.only or TUI_PHASE in args.only:
+            reached, cpu = run_tui(server, args.probes, args.interval, args.seconds)
+            print(f"{TUI_PHASE:40} {reached:>9} {100 * reached / due:>7.1f}% "
+                  f"{max(0, due - reached):>8} {cpu:>10.1f}%")
         for name, phase in PHASES.items():
             if args.only and name not in args.only:
                 continue
