@@ -49,9 +49,10 @@ class Reading:
     """What one successful poll saw.
 
     `value` is the number drawn in the sparkline and judged by thresholds (a probe's `value`
-    key picks it among `fields`). `verdict` is the service's own judgement (a health body's status); None when the service
-    states none and only thresholds decide. `no_data` carries the reason when the poll worked
-    but found nothing to show (an empty vector, a missing key): such a reading is never green.
+    key picks it among `fields`). `verdict` is the service's own judgement (a health body's
+    status); None when the service states none and only thresholds decide. `no_data` carries
+    the reason when the poll worked but found nothing to show (an empty vector, a missing
+    key): such a reading is never green.
     """
 
     value: float | None

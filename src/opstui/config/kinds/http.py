@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from opstui.config.base import Headers, Model, ProbeCommon
 from opstui.config.types import HttpUrl, PositiveDuration, Text
@@ -63,9 +63,17 @@ class ScrapeProbe(ProbeCommon):
     mode: Literal["value", "rate", "quantile"] = Field(
         "value", description="the value as is, its rate per second, or a histogram quantile"
     )
-    quantile: float | None = Field(
-        None, gt=0, lt=1, description="with mode quantile: e.g. 0.95"
-    )
+    quantile: float | None = Field(None, gt=0, lt=1, description="with mode quantile: e.g. 0.95")
     aggregate: Literal["sum", "max", "min", "avg"] = Field(
-        "sum", description="how several matching series combine into one value"
+        "sum",
+        description="how several matching series (or their rates) combine into one value; "
+        "a quantile always sums the buckets by le",
     )
+
+    @model_validator(mode="after")
+    def _quantile_with_mode(self) -> ScrapeProbe:
+        if self.mode == "quantile" and self.quantile is None:
+            raise ValueError("mode quantile needs `quantile` (e.g. 0.95)")
+        if self.mode != "quantile" and self.quantile is not None:
+            raise ValueError("`quantile` is only used with mode quantile")
+        return self

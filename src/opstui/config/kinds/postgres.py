@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opstui.config.base import Model, ProbeCommon
-from opstui.config.types import PositiveDuration, PostgresDsn, SecretText, Text
+from opstui.config.types import (
+    PositiveDuration,
+    PostgresDsn,
+    Secret,
+    SecretText,
+    Text,
+    is_reference,
+)
 
 SqlPreset = Literal["pg_connections", "pg_longest_transaction", "pg_slow_queries"]
 
@@ -23,11 +30,16 @@ class PostgresConnection(Model):
     timeout: PositiveDuration = Field(5.0, description="connect and statement timeout")
     pool_min: int = Field(1, ge=0, le=5)
     pool_max: int = Field(3, ge=1, le=5)
-    statement_cache_size: int = Field(
-        100, ge=0, description="0 for PgBouncer in transaction mode"
-    )
+    statement_cache_size: int = Field(100, ge=0, description="0 for PgBouncer in transaction mode")
     ssl: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] | None = None
     ca_file: Text | None = None
+
+    @field_validator("password")
+    @classmethod
+    def _password_is_a_reference(cls, value: str | Secret | None) -> str | Secret | None:
+        if value is not None and not is_reference(value):
+            raise ValueError("write the password as ${ENV_VAR} or file:/path, not as a literal")
+        return value
 
 
 class SqlProbe(ProbeCommon):
