@@ -47,9 +47,7 @@ def probe_entry(snapshot: ProbeSnapshot) -> dict[str, Any]:
 
 
 def _nodata_reason(snapshot: ProbeSnapshot) -> str | None:
-    if snapshot.state is State.NODATA and snapshot.reading is not None:
-        return snapshot.reading.no_data
-    return None
+    return snapshot.no_data if snapshot.state is State.NODATA else None
 
 
 def check_document(title: str, snapshots: Sequence[ProbeSnapshot]) -> dict[str, Any]:
@@ -80,8 +78,8 @@ def _detail_text(snapshot: ProbeSnapshot) -> str:
     reading = snapshot.reading
     if reading is None:
         return ""
-    if reading.no_data:
-        return reading.no_data
+    if snapshot.state is State.NODATA and snapshot.no_data:
+        return snapshot.no_data
     bad = [c for c in reading.components if c.severity is not None and c.severity.rank > 0]
     parts = [f"{c.name}: {c.status}" for c in bad]
     parts.extend(reading.notes)

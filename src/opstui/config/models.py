@@ -162,6 +162,13 @@ class Config(Model):
     def interval_of(self, probe: ProbeCommon) -> float:
         return probe.interval if probe.interval is not None else self.refresh
 
+    def effective_probe(self, probe: ProbeConfig) -> ProbeConfig:
+        """The probe with its interval and timeout filled in from the defaults, so a source
+        knows its real cadence (a Prometheus backfill picks its step from it)."""
+        return probe.model_copy(
+            update={"interval": self.interval_of(probe), "timeout": self.timeout_of(probe)}
+        )
+
     def timeout_of(self, probe: ProbeCommon) -> float:
         if probe.timeout is not None:
             return probe.timeout

@@ -47,7 +47,7 @@ async def check_once(
             else:
                 try:
                     connection = config.connections[probe.connection]
-                    source = build_source(probe, connection, pool)
+                    source = build_source(config.effective_probe(probe), connection, pool)
                 except Exception as exc:
                     failure = ProbeError(f"cannot start: {short_reason(exc)}")
             jobs.append(_poll_or_fail(source, failure, config.timeout_of(probe), clock))

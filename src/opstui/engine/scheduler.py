@@ -185,7 +185,8 @@ class Engine:
         for probe in self.config.probes:
             try:
                 connection = self.config.connections[probe.connection]
-                built[probe.id] = build_source(probe, connection, self._pool)
+                effective = self.config.effective_probe(probe)
+                built[probe.id] = build_source(effective, connection, self._pool)
             except Exception as exc:
                 self.ingest(probe.id, ProbeError(f"cannot start: {short_reason(exc)}"))
         return built

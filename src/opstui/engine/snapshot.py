@@ -50,6 +50,8 @@ class ProbeSnapshot:
     reading_at: float | None = None
     reading_wall: float | None = None
     error: str | None = None
+    no_data: str | None = None
+    """Why the panel says NO DATA: the source's reason, or a judged field that is missing."""
     error_hint: str | None = None
     consecutive_errors: int = 0
     next_poll_at: float | None = None

@@ -186,6 +186,7 @@ class ProbeTracker:
             reading_at=self.reading_at,
             reading_wall=self.reading_wall,
             error=error.reason if error is not None else None,
+            no_data=self._missing,
             error_hint=error.hint if error is not None else None,
             consecutive_errors=self.consecutive_errors,
             next_poll_at=self.next_poll_at,
