@@ -9,7 +9,24 @@ import pytest
 from pydantic import BaseModel
 
 from opstui.config.loader import load_config
-from opstui.config.models import Band, Config, HealthProbe, HttpConnection, Thresholds, View
+from opstui.config.models import (
+    AwsConnection,
+    Band,
+    Config,
+    EcsProbe,
+    HealthProbe,
+    HttpConnection,
+    PostgresConnection,
+    PrometheusConnection,
+    PrometheusProbe,
+    QueueProbe,
+    RedisConnection,
+    RedisInfoProbe,
+    ScrapeProbe,
+    SqlProbe,
+    Thresholds,
+    View,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "config.md"
 
@@ -31,7 +48,27 @@ def test_annotated_example_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert config.probe("queue-api").unit == "ms" and config.is_production
 
 
-@pytest.mark.parametrize("model", [Config, HttpConnection, HealthProbe, Thresholds, Band, View])
+MODELS = [
+    Config,
+    HttpConnection,
+    RedisConnection,
+    PostgresConnection,
+    AwsConnection,
+    PrometheusConnection,
+    HealthProbe,
+    ScrapeProbe,
+    QueueProbe,
+    RedisInfoProbe,
+    SqlProbe,
+    EcsProbe,
+    PrometheusProbe,
+    Thresholds,
+    Band,
+    View,
+]
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_every_key_is_in_a_table(model: type[BaseModel]) -> None:
     text = DOC.read_text(encoding="utf-8")
     for name, info in model.model_fields.items():
