@@ -7,6 +7,12 @@ real health source and its HTTP client), and bare gather loops making the same r
 of those due, missed cycles, and CPU % of one core. The server runs in a child process.
 
     python bench/poll_engine.py [--probes 200] [--seconds 30] [--interval 1]
+    python bench/poll_engine.py --profile mixed   # health, redis, postgres, prometheus
+
+The mixed profile starts redis-server, PostgreSQL and Prometheus (with an exporter) on random
+loopback ports and splits the probes evenly over health, queue/redis_info, sql and prometheus
+kinds; it prints, per kind, the readings that arrived out of those due and the errors, and the
+engine's CPU (warm-up excluded; the CPU figure includes the 3 s warm-up).
 """
 
 from __future__ import annotations
@@ -158,13 +164,40 @@ PHASES: dict[str, Callable[[str, int, float, float], Awaitable[int]]] = {
 TUI_PHASE = "opstui TUI (pty, 160x50)"
 
 
+def main_mixed(probes: int, seconds: float, interval: float) -> int:
+    from mixed import kinds_due, mixed_config, mixed_servers, run_mixed, timed
+
+    server = CountingServer()
+    try:
+        with mixed_servers() as servers:
+            config = mixed_config(server.url, servers, probes, interval)
+            (readings, errors, total), cpu = timed(run_mixed(config, seconds))
+    finally:
+        server.close()
+    due = kinds_due(config, seconds, interval)
+    print(f"mixed profile: {total} probes every {interval:g}s for {seconds:g}s "
+          "(real redis-server, PostgreSQL, Prometheus, HTTP; servers in child processes)")
+    print(f"{'kind':12} {'readings':>9} {'of due':>8} {'errors':>7}")
+    for kind in sorted(due):
+        print(f"{kind:12} {readings[kind]:>9} {100 * readings[kind] / due[kind]:>7.1f}% "
+              f"{errors[kind]:>7}")
+    all_due = sum(due.values())
+    print(f"{'all':12} {sum(readings.values()):>9} "
+          f"{100 * sum(readings.values()) / all_due:>7.1f}% {sum(errors.values()):>7}")
+    print(f"engine CPU: {100 * cpu:.1f}% of one core (this process)")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--interval", type=float, default=1.0)
     parser.add_argument("--only", choices=[TUI_PHASE, *PHASES], action="append")
+    parser.add_argument("--profile", choices=["health", "mixed"], default="health")
     args = parser.parse_args()
+    if args.profile == "mixed":
+        return main_mixed(args.probes, args.seconds, args.interval)
 
     server = CountingServer()
     due = int(args.probes * args.seconds / args.interval)
