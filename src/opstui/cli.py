@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opstui import __version__
@@ -138,24 +136,9 @@ def cmd_dashboard(config_arg: str | None, theme: str | None, read_only: bool) ->
 
 
 def cmd_demo(theme: str | None, read_only: bool, port: int) -> int:
-    from opstui.config.loader import ConfigError, load_config
-    from opstui.demo.server import DemoServer
+    from opstui.demo.launcher import run_demo
 
-    server = DemoServer(port=port)
-    try:
-        server.start()
-    except (OSError, RuntimeError) as exc:
-        return _fail(f"demo: {exc}")
-    os.environ["OPSTUI_DEMO_URL"] = server.url
-    try:
-        config = load_config(Path(__file__).parent / "demo" / "demo.yaml")
-    except ConfigError as exc:
-        server.stop()
-        return _print_config_error(exc)
-    try:
-        return cmd_tui(config, theme, read_only)
-    finally:
-        server.stop()
+    return run_demo(theme, read_only, port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,10 @@
 """The demo's stand-in service: health endpoints in the formats real services speak.
 
 It serves on loopback only, in a thread of its own so the dashboard's work never slows its
-answers. Behaviour follows a fixed script over time so the demo is lively but repeatable:
-one dependency flaps, one endpoint is slow, one degrades now and then.
+answers. The Anclora service (`/health`, `/metrics`) reports the simulated world
+(opstui.demo.world) that a WorldRunner ticks in the same loop; the fleet's other endpoints
+follow a fixed script over time so the demo is lively but repeatable: one dependency flaps,
+one endpoint is slow.
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from opstui.demo.loopthread import LoopThread
+from opstui.demo.runner import WorldRunner
+from opstui.demo.world import World
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -27,7 +32,7 @@ class Scenario:
     started: float = field(default_factory=time.monotonic)
     flap_period: float = 30.0
     flap_down: float = 9.0
-    slow_latency: float = 0.45
+    slow_latency: float = 0.36
     slow_spike_every: float = 45.0
     slow_spike_for: float = 12.0
     slow_spike_latency: float = 1.4
@@ -44,37 +49,73 @@ class Scenario:
         spiking = phase >= self.slow_spike_every - self.slow_spike_for
         return self.slow_spike_latency if spiking else self.slow_latency
 
-    def heap_mib(self) -> float:
-        """A slowly climbing memory figure, for a living `checks.memory` value."""
-        return 180.0 + (self.elapsed() % 600) / 4
-
 
 def _json(body: object, status: int = 200, content_type: str = "application/json") -> web.Response:
     return web.Response(text=json.dumps(body), status=status, content_type=content_type)
 
 
-def build_app(scenario: Scenario) -> web.Application:
-    """The stand-in's routes, one per health format opstui understands."""
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+def _level(value: float, warn: float, fail: float) -> str:
+    return "fail" if value >= fail else "warn" if value >= warn else "pass"
+
+
+def anclora_health(runner: WorldRunner) -> tuple[dict[str, object], int]:
+    """The Anclora service's /health (IETF health+json, seed 000): memory and event loop
+    from the world, and Redis as the world's last write to it went."""
+    figures = runner.world.health()
+    checks: dict[str, list[dict[str, object]]] = {
+        "memory": [
+            {"componentId": "heapUsed", "componentType": "system",
+             "observedValue": round(figures.heap_mib, 1), "observedUnit": "MiB",
+             "status": _level(figures.heap_mib, 768, 0.9 * figures.heap_limit_mib)}
+        ],
+        "eventLoop": [
+            {"componentId": "lag", "componentType": "system",
+             "observedValue": round(figures.event_loop_lag_ms, 1), "observedUnit": "ms",
+             "status": _level(figures.event_loop_lag_ms, 50, 100)}
+        ],
+    }
+    if runner.redis_url is not None and runner.redis_ok is not None:
+        redis: dict[str, object] = {"componentType": "datastore",
+                                    "status": "pass" if runner.redis_ok else "fail"}
+        if not runner.redis_ok:
+            redis["output"] = runner.redis_error[:200]
+        checks["redis"] = [redis]
+    status = max((c[0]["status"] for c in checks.values()), key=lambda s: _RANK[str(s)])
+    body = {
+        "status": status,
+        "version": "2.4.1",
+        "serviceId": "anclora-whatsapp",
+        "description": "Anclora WhatsApp integration (opstui demo)",
+        "checks": checks,
+    }
+    return body, 503 if status == "fail" else 200
+
+
+def build_app(scenario: Scenario, runner: WorldRunner) -> web.Application:
+    """The stand-in's routes: the Anclora service (from the world) and the fleet's other
+    health formats (from the scenario)."""
+    metrics = runner.world.metrics
+
+    @web.middleware
+    async def count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics.request(request.method, route, response.status)
+        return response
 
     async def ietf_health(_: web.Request) -> web.Response:
-        # IETF draft-inadarei health+json, like the Anclora service's /health (seed 000).
-        heap = scenario.heap_mib()
-        body = {
-            "status": "pass",
-            "version": "2.4.1",
-            "serviceId": "anclora-whatsapp",
-            "checks": {
-                "memory:heapUsed": [
-                    {"componentType": "system", "observedValue": round(heap, 1),
-                     "observedUnit": "MiB", "status": "pass"}
-                ],
-                "eventLoop:lag": [
-                    {"componentType": "system", "observedValue": 3, "observedUnit": "ms",
-                     "status": "pass"}
-                ],
-            },
-        }
-        return _json(body, content_type="application/health+json")
+        body, status = anclora_health(runner)
+        return _json(body, status=status, content_type="application/health+json")
+
+    async def prometheus_metrics(_: web.Request) -> web.Response:
+        return web.Response(
+            body=metrics.exposition(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
 
     async def terminus_health(_: web.Request) -> web.Response:
         # NestJS Terminus, like Remember Me's API (seed 001); its Redis flaps.
@@ -118,8 +159,9 @@ def build_app(scenario: Scenario) -> web.Application:
     async def plain_status(_: web.Request) -> web.Response:
         return web.Response(text="OK\n", content_type="text/plain")
 
-    app = web.Application()
+    app = web.Application(middlewares=[count_requests])
     app.router.add_get("/health", ietf_health)
+    app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_get("/api/health", terminus_health)
     app.router.add_get("/actuator/health", spring_health)
     app.router.add_get("/health/ready", ready_health)
@@ -128,16 +170,23 @@ def build_app(scenario: Scenario) -> web.Application:
 
 
 class DemoServer:
-    """Runs the stand-in on 127.0.0.1 in a daemon thread; `url` is ready once start() returns."""
+    """Runs the stand-in on 127.0.0.1 in a daemon thread; `url` is ready once start() returns.
 
-    def __init__(self, scenario: Scenario | None = None, port: int = 0) -> None:
+    Without a runner it makes one of its own: a world with no Redis or ECS link (its queue
+    lives in memory only), enough for the health and metrics endpoints.
+    """
+
+    def __init__(
+        self,
+        scenario: Scenario | None = None,
+        port: int = 0,
+        runner: WorldRunner | None = None,
+    ) -> None:
         self.scenario = scenario or Scenario()
+        self.runner = runner or WorldRunner(World())
         self._port = port
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._thread = LoopThread("opstui-demo")
+        self._site_runner: web.AppRunner | None = None
         self.port = 0
 
     @property
@@ -145,42 +194,26 @@ class DemoServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 10.0) -> None:
-        self._thread = threading.Thread(target=self._serve, name="opstui-demo", daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("the demo service did not start within 10 s")
-        if self._error is not None:
-            raise RuntimeError(f"the demo service could not start: {self._error}")
+        self._thread.start(self._open, self._close, timeout=timeout)
 
     def stop(self) -> None:
-        loop = self._loop
-        if loop is None or self._thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        self._thread.join(timeout=5)
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._open())
-        except BaseException as exc:  # reported to start() in the caller thread
-            self._error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            if self._runner is not None:
-                loop.run_until_complete(self._runner.cleanup())
-            loop.close()
+        self._thread.stop()
 
     async def _open(self) -> None:
-        self._runner = web.AppRunner(build_app(self.scenario), access_log=None)
-        await self._runner.setup()
+        self._site_runner = web.AppRunner(build_app(self.scenario, self.runner), access_log=None)
+        await self._site_runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
+        try:
+            sock.bind(("127.0.0.1", self._port))
+        except OSError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._site_runner, sock).start()
+        self.runner.start()
+
+    async def _close(self) -> None:
+        await self.runner.stop()
+        if self._site_runner is not None:
+            await self._site_runner.cleanup()

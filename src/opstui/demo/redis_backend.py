@@ -1,0 +1,162 @@
+"""The demo's Redis: a real `redis-server` child process when installed, else the stand-in.
+
+The child listens on 127.0.0.1 on a free port, persists nothing (`--save "" --appendonly
+no`), works in the demo's temp dir and dies with the demo (PR_SET_PDEATHSIG on Linux, and
+stop() on every exit path). The stand-in runs in a loop thread of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Protocol
+
+from opstui.demo.loopthread import LoopThread
+from opstui.demo.redis_standin import RedisStandin
+
+START_TIMEOUT = 10.0
+MAXMEMORY = "64mb"
+
+
+class DemoRedis(Protocol):
+    """What the launcher needs of either Redis."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the demo dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class RedisServerProcess:
+    """`redis-server` as a child of the demo."""
+
+    def __init__(self, binary: str, workdir: Path) -> None:
+        self.binary = binary
+        self.workdir = workdir
+        self.port = 0
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    @property
+    def description(self) -> str:
+        return f"redis-server on 127.0.0.1:{self.port}"
+
+    def start(self, attempts: int = 3) -> None:
+        """Start on a free port; another process may grab it first, so try a few."""
+        last = ""
+        for _ in range(attempts):
+            self.port = _free_port()
+            last = self._try_start()
+            if not last:
+                return
+        raise RuntimeError(f"redis-server did not start: {last}")
+
+    def _try_start(self) -> str:
+        argv = [
+            self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
+            "--maxmemory", MAXMEMORY, "--maxmemory-policy", "noeviction",
+            "--daemonize", "no", "--logfile", str(self.workdir / "redis.log"),
+        ]
+        self._process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            cwd=self.workdir, preexec_fn=_die_with_parent,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                return self._log_tail() or f"exited with code {self._process.returncode}"
+            if _ping(self.port):
+                return ""
+            time.sleep(0.05)
+        self.stop()
+        return f"no answer within {START_TIMEOUT:g} s"
+
+    def _log_tail(self) -> str:
+        try:
+            lines = (self.workdir / "redis.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip() if lines else ""
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+class StandinRedis:
+    """The in-process stand-in, served from a loop thread of its own."""
+
+    @property
+    def description(self) -> str:
+        return "in-process Redis stand-in (redis-server not installed)"
+
+    def __init__(self) -> None:
+        self.server = RedisStandin()
+        self._thread = LoopThread("opstui-demo-redis")
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> None:
+        self._thread.start(self.server.start, self.server.stop)
+
+    def stop(self) -> None:
+        self._thread.stop()
+
+
+def start_redis(workdir: Path, binary: str | None = None, *, find: bool = True) -> DemoRedis:
+    """A running Redis for the demo: `binary` (default: redis-server on PATH) or the stand-in."""
+    if binary is None and find:
+        binary = shutil.which("redis-server")
+    if binary is not None:
+        child = RedisServerProcess(binary, workdir)
+        child.start()
+        return child
+    standin = StandinRedis()
+    standin.start()
+    return standin
