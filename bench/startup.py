@@ -21,11 +21,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 from common import PtyProcess
 
-from opstui.demo.server import DemoServer
-
-DEMO_CONFIG = os.path.join(
-    os.path.dirname(__file__), "..", "src", "opstui", "demo", "demo.yaml"
-)
+from opstui.demo.launcher import environment_for, start_backends
 
 
 def main() -> int:
@@ -33,25 +29,25 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
 
-    server = DemoServer()
-    server.start()
-    env = {**os.environ, "OPSTUI_DEMO_URL": server.url, "TERM": "xterm-256color"}
+    backends = start_backends()
+    env = {**environment_for(backends), "TERM": "xterm-256color"}
+    demo_config = str(backends.config_path)
     check_times, frame_times, live_times = [], [], []
     try:
         for _ in range(args.runs):
             start = time.monotonic()
             subprocess.run(
-                [sys.executable, "-m", "opstui", "check", "--config", DEMO_CONFIG],
+                [sys.executable, "-m", "opstui", "check", "--config", demo_config],
                 env=env, capture_output=True, timeout=30, check=False,
             )
             check_times.append(time.monotonic() - start)
 
             start = time.monotonic()
             tui = PtyProcess(
-                [sys.executable, "-m", "opstui", "--config", DEMO_CONFIG], 160, 50, env
+                [sys.executable, "-m", "opstui", "--config", demo_config], 160, 50, env
             )
             try:
-                first = tui.wait_for(b"Legacy status page", timeout=15)
+                first = tui.wait_for(b"WhatsApp queue", timeout=15)
                 live = tui.wait_for("● OK".encode(), timeout=15)
             finally:
                 tui.close()
@@ -60,7 +56,7 @@ def main() -> int:
             if live is not None and first is not None:
                 live_times.append(first + live)
     finally:
-        server.stop()
+        backends.stop()
 
     def show(name: str, values: list[float], budget: float) -> None:
         if not values:

@@ -73,7 +73,7 @@ def demo(request: pytest.FixtureRequest) -> Iterator[Tmux]:
 def test_demo_shows_live_panels_and_answers_keys(demo: Tmux) -> None:
     screen = demo.wait_for(lambda s: "● OK" in s, "a panel in OK")
     assert "Traceback" not in screen
-    assert "Legacy status page" in screen or "legacy-status" in screen
+    assert "WhatsApp queue" in screen
 
     demo.keys("?")
     demo.wait_for(lambda s: "timeline" in s.lower() and "refresh" in s.lower(), "the help screen")
