@@ -120,7 +120,10 @@ class AwsClient(Client):
             if self._ecs is None:
                 stack = contextlib.AsyncExitStack()
                 try:
-                    client = await stack.enter_async_context(_open_ecs(self.connection))
+                    # botocore takes a quarter second to import: off the loop, so the other
+                    # probes (and the TUI) keep going meanwhile.
+                    manager = await asyncio.to_thread(_open_ecs, self.connection)
+                    client = await stack.enter_async_context(manager)
                 except BaseException:
                     await stack.aclose()
                     raise
