@@ -37,11 +37,21 @@ from opstui.config.kinds.http import HealthProbe, HttpConnection, ScrapeProbe, S
 from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
 from opstui.config.kinds.prometheus import PrometheusConnection, PrometheusProbe
 from opstui.config.kinds.redis import QueueProbe, RedisConnection, RedisInfoProbe
+from opstui.config.runbooks import (
+    RUNBOOK_KIND_CONNECTIONS,
+    ActionConfig,
+    ParamSpec,
+    Runbook,
+    StepConfig,
+    Then,
+    step_connection,
+)
 from opstui.config.types import PositiveDuration, Text
 
 __all__ = [
     "IDENT",
     "IDENT_HINT",
+    "ActionConfig",
     "AwsConnection",
     "Band",
     "Config",
@@ -51,6 +61,7 @@ __all__ = [
     "HealthProbe",
     "HttpConnection",
     "Model",
+    "ParamSpec",
     "PostgresConnection",
     "ProbeCommon",
     "ProbeConfig",
@@ -61,9 +72,12 @@ __all__ = [
     "RedisInfoProbe",
     "ReferenceProblem",
     "ReferenceProblems",
+    "Runbook",
     "ScrapeProbe",
     "SqlProbe",
     "StatusCode",
+    "StepConfig",
+    "Then",
     "Thresholds",
     "View",
     "is_sensitive_header",
@@ -144,6 +158,12 @@ class Config(Model):
     views: list[View] = Field(
         default_factory=list, description="grids of panels; default: one view of all probes"
     )
+    runbooks: list[Runbook] = Field(
+        default_factory=list, description="procedures with diagnose steps and keybound actions"
+    )
+    audit_log: Text | None = Field(
+        None, description="JSONL audit file; default: opstui/audit.jsonl in the user state dir"
+    )
 
     @property
     def is_production(self) -> bool:
@@ -158,6 +178,21 @@ class Config(Model):
             if probe.id == probe_id:
                 return probe
         raise KeyError(probe_id)
+
+    def runbook(self, runbook_id: str) -> Runbook:
+        for runbook in self.runbooks:
+            if runbook.id == runbook_id:
+                return runbook
+        raise KeyError(runbook_id)
+
+    def runbooks_for(self, probe_id: str) -> list[Runbook]:
+        """Runbooks linked to a probe: its own `runbook:` first, then those listing it."""
+        linked: list[Runbook] = []
+        own = next((p.runbook for p in self.probes if p.id == probe_id), None)
+        if own is not None:
+            linked.extend(r for r in self.runbooks if r.id == own)
+        linked.extend(r for r in self.runbooks if probe_id in r.probes and r not in linked)
+        return linked
 
     def interval_of(self, probe: ProbeCommon) -> float:
         return probe.interval if probe.interval is not None else self.refresh
@@ -179,6 +214,7 @@ class Config(Model):
         problems = list(_connection_names(self.connections))
         problems += _probe_references(self.probes, self.connections)
         problems += _view_references(self.views, {p.id for p in self.probes})
+        problems += _runbook_references(self)
         raise_all(problems)
         return self
 
@@ -227,3 +263,53 @@ def _view_references(views: list[View], probe_ids: set[str]) -> Iterable[Referen
             for ci, pid in enumerate(row):
                 if pid not in probe_ids:
                     yield ReferenceProblem(("views", vi, "rows", ri, ci), f"unknown probe {pid!r}")
+
+
+def _runbook_references(config: Config) -> Iterable[ReferenceProblem]:
+    probe_ids = {p.id for p in config.probes}
+    runbook_ids: dict[str, int] = {}
+    for ri, runbook in enumerate(config.runbooks):
+        if runbook.id in runbook_ids:
+            yield ReferenceProblem(("runbooks", ri, "id"), f"duplicate runbook id {runbook.id!r}")
+        runbook_ids.setdefault(runbook.id, ri)
+        for pi, pid in enumerate(runbook.probes):
+            if pid not in probe_ids:
+                yield ReferenceProblem(("runbooks", ri, "probes", pi), f"unknown probe {pid!r}")
+        steps: list[tuple[str, int, object]] = [
+            ("diagnose", i, s) for i, s in enumerate(runbook.diagnose)
+        ]
+        steps += [("actions", i, a) for i, a in enumerate(runbook.actions)]
+        for section, index, step in steps:
+            yield from _step_references(config, probe_ids, ("runbooks", ri, section, index), step)
+    for index, probe in enumerate(config.probes):
+        if probe.runbook is not None and probe.runbook not in runbook_ids and config.runbooks:
+            yield ReferenceProblem(
+                ("probes", index, "runbook"), f"unknown runbook {probe.runbook!r}"
+            )
+
+
+def _step_references(
+    config: Config, probe_ids: set[str], at: tuple[str | int, ...], step: object
+) -> Iterable[ReferenceProblem]:
+    kind = str(getattr(step, "kind", ""))
+    name = step_connection(step)
+    if name is not None:
+        connection = config.connections.get(name)
+        wanted = RUNBOOK_KIND_CONNECTIONS.get(kind)
+        if connection is None:
+            yield ReferenceProblem(
+                (*at, "connection"),
+                f"unknown connection {name!r}; defined: "
+                + (", ".join(sorted(config.connections)) or "none"),
+            )
+        elif wanted is not None and connection.kind != wanted:
+            yield ReferenceProblem(
+                (*at, "connection"),
+                f"a {kind} step needs a {wanted} connection, {name!r} is {connection.kind}",
+            )
+    watched = getattr(step, "watch", None)
+    if isinstance(watched, str) and watched not in probe_ids:
+        yield ReferenceProblem((*at, "watch"), f"unknown probe {watched!r}")
+    then = getattr(step, "then", None)
+    if isinstance(then, Then) and then.watch not in probe_ids:
+        yield ReferenceProblem((*at, "then", "watch"), f"unknown probe {then.watch!r}")
