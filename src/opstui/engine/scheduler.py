@@ -246,6 +246,11 @@ class Engine:
         self._control("resumed polling")
         self.tick()
 
+    @property
+    def clients(self) -> ClientPool:
+        """The engine's clients, one per connection: the actions runner shares them."""
+        return self._pool
+
     def refresh(self, probe_id: str | None = None) -> None:
         """Poll now (one probe or all), even while paused; never overlaps a poll in flight."""
         targets = self._order if probe_id is None else [probe_id]
