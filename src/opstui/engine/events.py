@@ -15,6 +15,10 @@ class EventKind(Enum):
     ERROR = "error"
     CONTROL = "control"  # pause, resume, refresh, start, stop
     NOTE = "note"
+    DIAGNOSE = "diagnose"  # a read-only runbook step ran, with its result
+    ACTION = "action"  # a mutation was confirmed and started (the audit intent)
+    RESULT = "result"  # how a mutation ended (the audit result)
+    CHECKLIST = "checklist"  # the operator ticked a manual step
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +32,8 @@ class Event:
     probe_id: str | None = None
     old: State | None = None
     new: State | None = None
+    runbook_id: str | None = None
+    action_id: str | None = None
 
 
 Listener = Callable[[Event], None]
