@@ -1,4 +1,5 @@
-"""The `opstui` command: the dashboard by default, plus validate, schema, check and demo.
+"""The `opstui` command: the dashboard by default, plus validate, schema, check, demo,
+runbooks and run.
 
 Every failure a person can cause (a bad config, a missing file, an unknown theme) is one line
 on stderr and exit code 2, never a traceback. Textual is imported only by the commands that
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opstui import __version__
 
@@ -20,6 +22,13 @@ if TYPE_CHECKING:
     from opstui.config.models import Config
 
 EXIT_USAGE = 2
+EXIT_FAILED = 1
+EXIT_REFUSED = 3
+RUN_EPILOG = (
+    "exit codes: 0 the step ran and succeeded, 1 it ran and failed, 2 usage or config error "
+    "(unknown runbook/action, bad --param), 3 refused (read-only mode, no terminal and no "
+    "--yes, confirmation declined or wrong target name)"
+)
 
 
 def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -57,6 +66,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(check, suppress=True)
     check.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    runbooks = sub.add_parser(
+        "runbooks", help="list runbooks, their diagnose steps and actions with classification"
+    )
+    _common(runbooks, suppress=True)
+    runbooks.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    run = sub.add_parser(
+        "run",
+        help="run one runbook action (or diagnose step N) through the runner and audit log",
+        description="Prepare, classify and preview one action; a mutation asks on a terminal, "
+        "needs --yes without one, and is always refused in read-only mode.",
+        epilog=RUN_EPILOG,
+    )
+    _common(run, suppress=True)
+    run.add_argument("runbook", metavar="RUNBOOK")
+    run.add_argument("action", metavar="ACTION", help="action id, or diagnose:N (1-based)")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE",
+                     help="a param value (repeatable)")
+    run.add_argument("--yes", action="store_true",
+                     help="confirm a mutation without asking (needed without a terminal)")
+    run.add_argument("--confirm-target", metavar="NAME", default=None,
+                     help="with --yes, a danger: high action's target name, typed out")
+    run.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
+                     help="refuse every mutating action")
 
     demo = sub.add_parser("demo", help="run the dashboard against a local stand-in service")
     _tui_options(demo, suppress=True)
@@ -141,6 +175,285 @@ def cmd_demo(theme: str | None, read_only: bool, port: int) -> int:
     return run_demo(theme, read_only, port)
 
 
+def _runner_parts(config: Config, read_only: bool) -> tuple[Any, Any, Any, Any]:
+    """A pool, a polling probe reader, the audit log and a Runner for one command."""
+    from opstui.actions.audit import AuditLog
+    from opstui.actions.probe_readers import PollingProbeReader
+    from opstui.actions.runner import Runner
+    from opstui.sources.registry import ClientPool
+
+    pool = ClientPool()
+    probes = PollingProbeReader(config, pool)
+    audit = AuditLog(AuditLog.default_path(config))
+    runner = Runner(config, pool=pool, probes=probes, audit=audit, read_only=read_only)
+    return pool, probes, audit, runner
+
+
+def _classification_words(verdict: Any) -> str:
+    if verdict.mutating and "assumed mutating" in verdict.reason:
+        return f"mutating? ({verdict.reason})"
+    words = f"{verdict.classification.value} ({verdict.reason})"
+    return f"{words}; overruled: {verdict.overruled}" if verdict.overruled else words
+
+
+async def _list_runbooks(config: Config) -> list[dict[str, Any]]:
+    from opstui.actions.runner import ActionError
+
+    pool, _, _, runner = _runner_parts(config, read_only=True)
+    listed: list[dict[str, Any]] = []
+    try:
+        for runbook in config.runbooks:
+            entry: dict[str, Any] = {
+                "id": runbook.id,
+                "title": runbook.title,
+                "severity": runbook.severity,
+                "probes": list(runbook.probes),
+                "diagnose": [],
+                "actions": [],
+            }
+            for index, step in enumerate(runbook.diagnose):
+                item: dict[str, Any] = {"index": index + 1, "title": step.title, "kind": step.kind}
+                try:
+                    prepared = await runner.prepare_diagnose(runbook.id, index)
+                    item["verdict"] = await runner.classify(prepared)
+                    item["equivalent"] = prepared.equivalent
+                except ActionError as exc:
+                    item["problem"] = str(exc)
+                entry["diagnose"].append(item)
+            for action in runbook.actions:
+                item = {
+                    "id": action.id,
+                    "key": action.key,
+                    "title": action.title,
+                    "kind": action.kind,
+                    "danger": action.danger,
+                }
+                try:
+                    prepared = await runner.prepare_action(runbook.id, action.id)
+                    item["verdict"] = await runner.classify(prepared)
+                    item["equivalent"] = prepared.equivalent
+                except ActionError as exc:
+                    item["problem"] = str(exc)
+                entry["actions"].append(item)
+            listed.append(entry)
+    finally:
+        await runner.aclose()
+        await pool.aclose()
+    return listed
+
+
+def _item_json(item: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in item.items() if k != "verdict"}
+    verdict = item.get("verdict")
+    if verdict is not None:
+        out["classification"] = verdict.classification.value
+        out["reason"] = verdict.reason
+        out["overruled"] = verdict.overruled
+        out["assumed"] = "assumed mutating" in verdict.reason
+    else:
+        out["classification"] = "mutating"
+        out["reason"] = f"cannot prepare ({item.get('problem')}): assumed mutating"
+        out["assumed"] = True
+    return out
+
+
+def _item_words(item: dict[str, Any]) -> str:
+    verdict = item.get("verdict")
+    if verdict is None:
+        return f"mutating? (cannot prepare without params: {item.get('problem')})"
+    return _classification_words(verdict)
+
+
+def cmd_runbooks(config_arg: str | None, as_json: bool) -> int:
+    from opstui.config.loader import ConfigError
+
+    try:
+        config = _load(config_arg)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    listed = asyncio.run(_list_runbooks(config))
+    if as_json:
+        for entry in listed:
+            entry["diagnose"] = [_item_json(i) for i in entry["diagnose"]]
+            entry["actions"] = [_item_json(i) for i in entry["actions"]]
+        print(json.dumps(listed, indent=2))
+        return 0
+    if not listed:
+        print("no runbooks in the config")
+    for entry in listed:
+        probes = f"  [{', '.join(entry['probes'])}]" if entry["probes"] else ""
+        print(f"{entry['id']}: {entry['title']} ({entry['severity']}){probes}")
+        for item in entry["diagnose"]:
+            print(f"  diagnose {item['index']}  {item['title']}  [{item['kind']}]  "
+                  f"{_item_words(item)}")
+        for item in entry["actions"]:
+            key = item["key"] or "-"
+            danger = f"  danger {item['danger']}" if item["danger"] != "low" else ""
+            print(f"  action {key} {item['id']}  {item['title']}  [{item['kind']}]  "
+                  f"{_item_words(item)}{danger}")
+    return 0
+
+
+def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"bad --param {pair!r}: expected NAME=VALUE")
+        params[name.strip()] = value
+    return params
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _out(line: str) -> None:
+    print(line, flush=True)
+
+
+def _ask(prompt: str) -> str:
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip()
+
+
+async def _run_step(
+    config: Config,
+    runbook_id: str,
+    action_id: str,
+    params: dict[str, str],
+    *,
+    yes: bool,
+    read_only: bool,
+    confirm_target: str | None,
+) -> int:
+    import signal
+
+    from opstui.actions.base import Progress
+    from opstui.actions.runner import ActionError, Refused
+
+    pool, probes, _, runner = _runner_parts(config, read_only)
+    progress = Progress()
+    loop = asyncio.get_running_loop()
+    try:
+        if "probes." in json.dumps(
+            [r.model_dump(mode="json") for r in config.runbooks if r.id == runbook_id]
+        ):
+            await probes.prime()  # templates read probes: give them readings
+        if action_id.startswith("diagnose:"):
+            try:
+                index = int(action_id.partition(":")[2]) - 1
+            except ValueError:
+                _say(f"opstui: bad step {action_id!r}: expected diagnose:N")
+                return EXIT_USAGE
+            if params:
+                _say("opstui: a diagnose step takes no params")
+                return EXIT_USAGE
+            step = await runner.prepare_diagnose(runbook_id, index)
+        else:
+            step = await runner.prepare_action(runbook_id, action_id, params)
+        verdict = await runner.classify(step)
+        token = None
+        if verdict.mutating:
+            verb = (step.verb or "run").lower()
+            lines = [
+                f"environment: {step.environment or '-'}",
+                f"target:      {step.target}",
+                f"command:     {step.equivalent}",
+                f"mutating:    {_classification_words(verdict)}",
+            ]
+            lines += [f"param:       {k} = {v}" for k, v in step.params.items()]
+            if runner.read_only:
+                _say("\n".join(lines))
+                await runner.run(step)  # the gate refuses it (Refused below), and says why
+                return EXIT_REFUSED
+            preview = await runner.preview(step)
+            if preview is not None:
+                lines += [f"preview:     {line}" for line in preview.lines]
+                if preview.error:
+                    lines.append(f"preview:     ({preview.error})")
+            _say("\n".join(lines))
+            typed: str | None = confirm_target
+            if yes:
+                via = "--yes"
+                if step.danger == "high" and confirm_target is None:
+                    _say(f"opstui: refused: danger high: add --confirm-target {step.target!r}")
+                    return EXIT_REFUSED
+            elif sys.stdin.isatty():
+                via = "prompt"
+                if step.danger == "high":
+                    typed = _ask(f"Type the target's name ({step.target}) to {verb}: ")
+                elif _ask(f"Type yes to {verb}: ").lower() != "yes":
+                    _say("cancelled: nothing was run")
+                    return EXIT_REFUSED
+            else:
+                _say("opstui: refused: a mutation needs a terminal to confirm, or --yes")
+                return EXIT_REFUSED
+            token = runner.confirm(step, via=via, typed_target=typed)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, progress.cancel.set)
+        outcome = await runner.run(step, token=token, output=_out, progress=progress)
+        _say(f"{step.title}: {'ok' if outcome.ok else 'FAILED'}: {outcome.summary}")
+        if outcome.data == {"manual": True}:
+            return 0
+        if not outcome.ok:
+            return EXIT_FAILED
+        if verdict.mutating:
+            then = await runner.run_then(step, output=_out, progress=progress)
+            if then is not None:
+                _say(f"then: {'ok' if then.ok else 'FAILED'}: {then.summary}")
+                return 0 if then.ok else EXIT_FAILED
+        return 0
+    except Refused as exc:
+        _say(f"opstui: refused: {exc}")
+        return EXIT_REFUSED
+    except ActionError as exc:
+        _say(f"opstui: {exc}")
+        return EXIT_USAGE
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+        await runner.aclose()
+        await pool.aclose()
+
+
+def cmd_run(
+    config_arg: str | None,
+    runbook_id: str,
+    action_id: str,
+    param_pairs: Sequence[str],
+    *,
+    yes: bool,
+    read_only: bool,
+    confirm_target: str | None,
+) -> int:
+    from opstui.actions.audit import AuditLog, report_unfinished
+    from opstui.config.loader import ConfigError
+
+    try:
+        params = _parse_params(param_pairs)
+    except ValueError as exc:
+        return _fail(str(exc))
+    try:
+        config = _load(config_arg)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    for line in report_unfinished(AuditLog(AuditLog.default_path(config))):
+        _say(line)
+    return asyncio.run(
+        _run_step(
+            config,
+            runbook_id,
+            action_id,
+            params,
+            yes=yes,
+            read_only=read_only,
+            confirm_target=confirm_target,
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -150,6 +463,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_schema()
         if args.command == "check":
             return cmd_check(args.config, args.json)
+        if args.command == "runbooks":
+            return cmd_runbooks(args.config, args.json)
+        if args.command == "run":
+            return cmd_run(
+                args.config,
+                args.runbook,
+                args.action,
+                args.param,
+                yes=args.yes,
+                read_only=args.read_only,
+                confirm_target=args.confirm_target,
+            )
         if args.command == "demo":
             return cmd_demo(args.theme, args.read_only, args.port)
         return cmd_dashboard(args.config, args.theme, args.read_only)

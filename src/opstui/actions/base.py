@@ -151,6 +151,11 @@ class Executor(ABC):
     async def classify(self, step: PreparedStep, ctx: ExecutionContext) -> Verdict:
         """Read-only or mutating, decided from the step (and the server where it can tell)."""
 
+    def equivalent(self, rendered: Mapping[str, Any], connection: Any) -> str | None:
+        """The request as a person would type it (redis-cli, psql, aws ...) for this kind and
+        connection, secrets redacted; None to keep the runner's generic rendering."""
+        return None
+
     async def preview(self, step: PreparedStep, ctx: ExecutionContext) -> Preview | None:
         """What a mutating step would change, measured without changing it; None if n/a."""
         return None
