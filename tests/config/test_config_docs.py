@@ -16,14 +16,17 @@ from opstui.config.models import (
     EcsProbe,
     HealthProbe,
     HttpConnection,
+    ParamSpec,
     PostgresConnection,
     PrometheusConnection,
     PrometheusProbe,
     QueueProbe,
     RedisConnection,
     RedisInfoProbe,
+    Runbook,
     ScrapeProbe,
     SqlProbe,
+    Then,
     Thresholds,
     View,
 )
@@ -65,6 +68,9 @@ MODELS = [
     Thresholds,
     Band,
     View,
+    Runbook,
+    ParamSpec,
+    Then,
 ]
 
 
