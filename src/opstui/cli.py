@@ -199,8 +199,22 @@ def _classification_words(verdict: Any) -> str:
 async def _list_runbooks(config: Config) -> list[dict[str, Any]]:
     from opstui.actions.runner import ActionError
 
-    pool, _, _, runner = _runner_parts(config, read_only=True)
+    pool, probes, _, runner = _runner_parts(config, read_only=True)
     listed: list[dict[str, Any]] = []
+    primed = False
+
+    async def prepare(runbook_id: str, action_id: str) -> Any:
+        """Param defaults may read probes: poll them once, only when a default needs it."""
+        nonlocal primed
+        try:
+            return await runner.prepare_action(runbook_id, action_id)
+        except ActionError:
+            if primed:
+                raise
+            primed = True
+            await probes.prime()
+            return await runner.prepare_action(runbook_id, action_id)
+
     try:
         for runbook in config.runbooks:
             entry: dict[str, Any] = {
@@ -229,7 +243,7 @@ async def _list_runbooks(config: Config) -> list[dict[str, Any]]:
                     "danger": action.danger,
                 }
                 try:
-                    prepared = await runner.prepare_action(runbook.id, action.id)
+                    prepared = await prepare(runbook.id, action.id)
                     item["verdict"] = await runner.classify(prepared)
                     item["equivalent"] = prepared.equivalent
                 except ActionError as exc:

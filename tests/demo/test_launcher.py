@@ -64,6 +64,22 @@ def test_effective_config_without_moto_drops_ecs_everywhere(
     overview = next(v for v in config.views if v.name == "Overview")  # type: ignore[attr-defined]
     assert overview.rows[0] == ["queue"]
     assert "ecs" not in [pid for row in overview.rows for pid in row]
+    backlog = config.runbook("high-queue-backlog")  # type: ignore[attr-defined]
+    assert "scale-up" not in [a.id for a in backlog.actions]
+    assert "pause-queue" in [a.id for a in backlog.actions]
+    assert all(getattr(s, "connection", None) != "aws" for s in backlog.diagnose)
+    assert "ecs" not in backlog.probes
+
+
+def test_the_demo_runbooks_act_on_the_demo_world(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = load(effective_config_text(TEMPLATE, with_ecs=True), tmp_path, monkeypatch)
+    backlog = config.runbook("high-queue-backlog")  # type: ignore[attr-defined]
+    assert [a.key for a in backlog.actions if a.key] == ["S", "P", "U", "D"]
+    scale = next(a for a in backlog.actions if a.id == "scale-up")
+    assert scale.then is not None and scale.then.watch == "queue"
+    assert config.runbooks_for("queue")[0] is backlog  # type: ignore[attr-defined]
 
 
 def test_backends_without_moto_or_redis_server(monkeypatch: pytest.MonkeyPatch) -> None:

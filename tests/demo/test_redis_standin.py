@@ -82,6 +82,11 @@ async def test_hashes(any_redis: aioredis.Redis) -> None:
     assert await r.hget("t:h", "nope") is None
     assert await r.hgetall("t:h") == {"paused": "0", "version": "bullmq:5"}
     assert await r.hgetall("t:missing") == {}
+    assert await r.hdel("t:h", "paused", "nope") == 1
+    assert await r.hgetall("t:h") == {"version": "bullmq:5"}
+    assert await r.hdel("t:h", "version") == 1
+    assert await r.exists("t:h") == 0
+    assert await r.hdel("t:missing", "x") == 0
 
 
 async def test_keyspace_type_exists_del_scan(any_redis: aioredis.Redis) -> None:

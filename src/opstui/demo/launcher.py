@@ -56,7 +56,28 @@ def effective_config_text(template: str, *, with_ecs: bool) -> str:
         if rows:
             views.append({**view, "rows": rows})
     data["views"] = views
+    runbooks = data.get("runbooks") or []
+    data["runbooks"] = [_without(runbook, dropped, removed) for runbook in runbooks]
     return yaml.safe_dump(data, sort_keys=False)
+
+
+def _without(runbook: dict[str, Any], connections: set[str], probes: set[str]) -> dict[str, Any]:
+    """A runbook without the steps that need a dropped connection or watch a dropped probe."""
+
+    def keeps(step: dict[str, Any]) -> bool:
+        then = step.get("then") or {}
+        return (
+            step.get("connection") not in connections
+            and step.get("watch") not in probes
+            and then.get("watch") not in probes
+        )
+
+    return {
+        **runbook,
+        "probes": [p for p in runbook.get("probes") or [] if p not in probes],
+        "diagnose": [s for s in runbook.get("diagnose") or [] if keeps(s)],
+        "actions": [a for a in runbook.get("actions") or [] if keeps(a)],
+    }
 
 
 @dataclass

@@ -82,6 +82,7 @@ COMMANDS: dict[str, Spec] = {
     "hget": Spec(3, _R),
     "hgetall": Spec(2, ("readonly",)),
     "hset": Spec(-4, _W),
+    "hdel": Spec(-3, ("write", "fast")),
     "scan": Spec(-2, ("readonly",), 0, 0, 0),
     "type": Spec(2, _R),
     "exists": Spec(-2, _R, 1, -1, 1),
@@ -511,6 +512,18 @@ class RedisStandin:
             added += pairs[i] not in fields
             fields[pairs[i]] = pairs[i + 1]
         return added
+
+    def _cmd_hdel(self, session: Session, args: list[bytes]) -> Reply:
+        fields = self._hash(session, args[0], create=False)
+        if fields is None:
+            return 0
+        removed = 0
+        for name in args[1:]:
+            if name in fields:
+                del fields[name]
+                removed += 1
+        self._drop_if_empty(session, args[0])
+        return removed
 
     # --- keyspace -------------------------------------------------------------------------
 
