@@ -22,12 +22,27 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Static
 
-from opstui.config.models import Band, ProbeConfig, Thresholds
-from opstui.config.types import format_duration
+from opstui.config.models import (
+    AwsConnection,
+    Band,
+    ConnectionConfig,
+    EcsProbe,
+    HealthProbe,
+    PostgresConnection,
+    ProbeConfig,
+    PrometheusProbe,
+    QueueProbe,
+    RedisInfoProbe,
+    ScrapeProbe,
+    SqlProbe,
+    Thresholds,
+)
+from opstui.config.types import Secret, format_duration, redact
 from opstui.engine.events import EventKind
 from opstui.engine.scheduler import Engine
 from opstui.engine.snapshot import ProbeSnapshot
 from opstui.sources.base import Reading
+from opstui.sources.base import Table as ReadingTable
 from opstui.states import State
 from opstui.ui.chart import MIN_HEIGHT, MIN_WIDTH, render_history_chart
 from opstui.ui.format import (
@@ -37,6 +52,8 @@ from opstui.ui.format import (
     severity_glyph,
     state_label,
 )
+from opstui.ui.panel import value_text
+from opstui.ui.table_view import is_numeric_column
 
 
 def clock_text(wall: float) -> str:
@@ -72,22 +89,89 @@ def thresholds_in_words(thresholds: Thresholds, unit: str | None) -> str:
     return text
 
 
+def _url_of(connection: object) -> str | None:
+    for name in ("base_url", "url", "dsn"):
+        value = getattr(connection, name, None)
+        if isinstance(value, str | Secret):
+            return redact(value)
+    return None
+
+
+def _join(base: str | None, path: str) -> str:
+    return f"{base.rstrip('/')}/{path.lstrip('/')}" if base else path
+
+
+def describe_probe(
+    probe: ProbeConfig, connection: ConnectionConfig | None
+) -> list[tuple[str, str]]:
+    """What a probe targets, from its config alone, for the detail screen: the connection
+    (its URL or DSN, a password shown as ***), then the kind's own keys (queue flavor and
+    name, SQL text or preset, cluster/service, PromQL or preset, metric/labels/mode)."""
+    rows = [("connection", f"{probe.connection} ({connection.kind if connection else '?'})")]
+    url = _url_of(connection) if connection is not None else None
+    if isinstance(probe, HealthProbe):
+        rows.append(("request", f"{probe.method} {_join(url, probe.path)}"))
+        return rows
+    if isinstance(probe, ScrapeProbe):
+        rows.append(("scrape", f"GET {_join(url, probe.path)}"))
+        rows.append(("metric", probe.metric))
+        if probe.labels:
+            labels = ", ".join(f'{k}="{v}"' for k, v in sorted(probe.labels.items()))
+            rows.append(("labels", "{" + labels + "}"))
+        mode: str = probe.mode
+        if probe.mode == "quantile" and probe.quantile is not None:
+            mode = f"quantile {probe.quantile:g}"
+        rows.append(("mode", f"{mode} ({probe.aggregate} of matching series)"))
+        return rows
+    if url is not None:
+        name = "dsn" if isinstance(connection, PostgresConnection) else "url"
+        rows.append((name, url))
+    if isinstance(connection, AwsConnection):
+        rows.append(("region", connection.region))
+        if connection.endpoint_url is not None:
+            rows.append(("endpoint", redact(connection.endpoint_url)))
+    if isinstance(probe, QueueProbe):
+        rows.append(("flavor", probe.flavor))
+        rows.append(("queue", "* (every queue found)" if probe.queue == "*" else probe.queue))
+        if probe.prefix is not None:
+            rows.append(("prefix", probe.prefix))
+        if probe.group is not None:
+            rows.append(("group", probe.group))
+    elif isinstance(probe, RedisInfoProbe):
+        rows.append(("reads", "INFO, CONFIG GET maxmemory/maxclients, SLOWLOG LEN"))
+    elif isinstance(probe, SqlProbe):
+        if probe.preset is not None:
+            rows.append(("preset", probe.preset))
+        if probe.query is not None:
+            rows.append(("query", probe.query.strip()))
+        rows.append(("runs in", f"a read-only transaction; keeps {probe.max_rows} rows"))
+    elif isinstance(probe, EcsProbe):
+        rows.append(("cluster", probe.cluster))
+        rows.append(("service", probe.service))
+        rows.append(("stopped tasks", f"last {probe.stopped_tasks} described"))
+    elif isinstance(probe, PrometheusProbe):
+        if probe.preset is not None:
+            what = "firing and pending alerts" if probe.preset == "alerts" else "down targets"
+            rows.append(("preset", f"{probe.preset} ({what})"))
+        if probe.query is not None:
+            rows.append(("promql", probe.query.strip()))
+            rows.append(("vector", f"top {probe.top} series shown"))
+            rows.append(("backfill", "range query at start" if probe.backfill else "off"))
+    value = getattr(probe, "value", None)
+    if isinstance(value, str):
+        rows.append(("value", value))
+    return rows
+
+
 def _target_of(engine: Engine, probe: ProbeConfig) -> list[tuple[str, str]]:
     """Where the probe points: the source's own describe() when the engine exposes its
-    sources, otherwise what the config says (method + URL for HTTP probes)."""
+    sources, otherwise what the config says (describe_probe)."""
     sources = getattr(engine, "sources", None)
     if isinstance(sources, Mapping) and probe.id in sources:
         described = sources[probe.id].describe()
         if described:
             return [(str(k), str(v)) for k, v in described.items()]
-    connection = engine.config.connections.get(probe.connection)
-    rows = [("connection", f"{probe.connection} ({probe.kind})")]
-    path = getattr(probe, "path", None)
-    base = getattr(connection, "base_url", None)
-    if isinstance(base, str) and isinstance(path, str):
-        method = getattr(probe, "method", "GET")
-        rows.append(("request", f"{method} {base.rstrip('/')}/{path.lstrip('/')}"))
-    return rows
+    return describe_probe(probe, engine.config.connections.get(probe.connection))
 
 
 class DetailScreen(Screen[None]):
@@ -280,9 +364,9 @@ class DetailScreen(Screen[None]):
         probe = self.probe
         unit = probe.unit
         now = self.engine.clock.monotonic()
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="fold")
+        parts: list[RenderableType] = []
+        split = snap.reading is not None and snap.reading.table is not None
+        grid = _new_grid(split)
 
         def section(name: str) -> None:
             grid.add_row(Text(name, style="bold underline"), "")
@@ -296,7 +380,8 @@ class DetailScreen(Screen[None]):
             if snap.reading_wall is not None and snap.reading_at is not None:
                 ago = format_age(now - snap.reading_at)
                 when = f"  at {clock_text(snap.reading_wall)} ({ago} ago)"
-            grid.add_row("value", format_value(reading.value, unit) + when)
+            value = value_text(reading.value, unit, _value_key(probe))
+            grid.add_row("value", value + when)
             if reading.latency_ms is not None:
                 grid.add_row("latency", format_value(reading.latency_ms, "ms"))
             if reading.verdict is not None:
@@ -304,6 +389,15 @@ class DetailScreen(Screen[None]):
                 grid.add_row("service says", verdict)
             if reading.no_data is not None:
                 grid.add_row("no data", reading.no_data)
+            if reading.facts:
+                section("Facts")
+                for label, text in reading.facts:
+                    grid.add_row(label, text)
+            if reading.table is not None:
+                # The table gets the full width; the two-column list goes on below it.
+                heading = Text(_table_heading(reading.table), style="bold underline")
+                parts.extend([grid, heading, _full_table(reading.table)])
+                grid = _new_grid(split)
             _add_fields(grid, reading, section)
         if snap.error is not None:
             section("Error")
@@ -325,7 +419,8 @@ class DetailScreen(Screen[None]):
         grid.add_row("timeout", format_duration(config.timeout_of(probe)))
         if probe.runbook:
             grid.add_row("runbook", probe.runbook)
-        return Group(grid)
+        parts.append(grid)
+        return Group(*parts)
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -339,6 +434,48 @@ class DetailScreen(Screen[None]):
 def _value_name(probe: ProbeConfig) -> str:
     value = getattr(probe, "value", None)
     return value if isinstance(value, str) else "value"
+
+
+LABEL_WIDTH = 14
+"""Cells of the label column, fixed so the lists above and below a table line up."""
+
+
+def _new_grid(aligned: bool = False) -> Table:
+    """The two-column list; `aligned` fixes the label width (when a table splits it)."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True, min_width=LABEL_WIDTH if aligned else None)
+    grid.add_column(overflow="fold")
+    return grid
+
+
+def _value_key(probe: ProbeConfig) -> str | None:
+    value = getattr(probe, "value", None)
+    return value if isinstance(value, str) else None
+
+
+def _table_heading(table: ReadingTable) -> str:
+    title = table.title or "Table"
+    shown = len(table.rows)
+    total = table.total_rows if table.total_rows is not None else shown
+    if total > shown:
+        return f"{title[:1].upper()}{title[1:]} ({shown} of {total:,} rows)"
+    return f"{title[:1].upper()}{title[1:]} ({shown} row{'s' if shown != 1 else ''})"
+
+
+def _full_table(table: ReadingTable) -> Table:
+    """Every row the reading has; the screen's body scrolls, so nothing is cut here but
+    cells wider than the screen, which fold."""
+    grid = Table(box=None, padding=(0, 2, 0, 0), show_edge=False, pad_edge=False)
+    for index, name in enumerate(table.columns):
+        numeric = is_numeric_column(table, index)
+        grid.add_column(
+            name, header_style="dim bold", justify="right" if numeric else "left", overflow="fold"
+        )
+    for row in table.rows:
+        cells = list(row[: len(table.columns)])
+        cells += [""] * (len(table.columns) - len(cells))
+        grid.add_row(*cells)
+    return grid
 
 
 def _add_fields(grid: Table, reading: Reading, section: Callable[[str], None]) -> None:

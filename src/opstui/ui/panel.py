@@ -1,4 +1,5 @@
-"""One probe drawn as one bordered panel: state, value, age, sparkline, components.
+"""One probe drawn as one bordered panel: state, value, age, facts, sparkline, table,
+components.
 
 Data gets in only through `update_snapshot`; `tick` moves ages and countdowns on. Both work
 out the lines the panel would show and repaint only the lines that changed, so a dashboard
@@ -17,24 +18,29 @@ from textual.widget import Widget
 
 from opstui.engine.clock import Clock
 from opstui.engine.snapshot import ProbeSnapshot
-from opstui.sources.base import Component
+from opstui.sources.base import Component, Reading
 from opstui.states import Severity, State
 from opstui.ui.format import (
     fit_parts,
     format_age,
     format_countdown,
+    format_number,
     format_value,
     severity_glyph,
     state_label,
     truncate,
 )
 from opstui.ui.sparkline import sparkline
+from opstui.ui.table_view import fact_line_count, fact_lines, table_lines
 
 DIMMED_STATES = frozenset({State.ERROR, State.STALE})
 """States whose last value is old news: drawn dimmed, never in the fresh colour."""
 
 MIN_HEIGHT = 6
 """Border, status, value, sparkline and one component line."""
+
+TABLE_RESERVE = 3
+"""Lines kept for a table (headers, a row, +N more) before facts take more than one line."""
 
 
 def _state_css() -> str:
@@ -88,19 +94,34 @@ class ProbePanel(Widget, can_focus=True):
     ProbePanel > .panel--sev-unknown { color: $text-muted; }
     """ + _state_css()
 
-    def __init__(self, snapshot: ProbeSnapshot, clock: Clock) -> None:
+    def __init__(
+        self, snapshot: ProbeSnapshot, clock: Clock, *, value_name: str | None = None
+    ) -> None:
         super().__init__()
         self._snapshot = snapshot
         self._clock = clock
         self._lines: list[Text] = []
+        self._value_name = value_name
+        """The probe's `value` key (`waiting`), printed after a unit-less number."""
+        self._body_reading: Reading | None = None
+        self._body_key: tuple[object, ...] | None = None
+        self._body: tuple[list[Text], list[Text]] = ([], [])
         self.live = True
         """False while the panel's view is hidden: snapshots are kept, nothing is drawn."""
         self.border_title = snapshot.title
         self.add_class(f"-{snapshot.state.value}")
 
+    def on_mount(self) -> None:
+        if self._value_name is None:
+            self._value_name = _configured_value_name(self.app, self.probe_id)
+
     @property
     def probe_id(self) -> str:
         return self._snapshot.probe_id
+
+    @property
+    def value_name(self) -> str | None:
+        return self._value_name
 
     @property
     def snapshot(self) -> ProbeSnapshot:
@@ -162,11 +183,17 @@ class ProbePanel(Widget, can_focus=True):
             return []
         snapshot = self._snapshot
         now = self._clock.monotonic()
-        lines = [self._status_line(snapshot, now, width)]
+        status, reason_shown = self._status_line(snapshot, now, width)
+        lines = [status]
         if height >= 2:
             lines.append(self._value_line(snapshot, now, width))
-        if height >= 3:
+        spark = height >= 3
+        room = height - len(lines) - (1 if spark else 0)
+        upper, lower = self._body_lines(snapshot, width, room, reason_shown)
+        lines.extend(upper)
+        if spark:
             lines.append(self._spark_line(snapshot, width))
+        lines.extend(lower)
         room = height - len(lines)
         if room > 0 and snapshot.reading is not None:
             lines.extend(self._component_lines(snapshot.reading.components, width, room))
@@ -178,6 +205,65 @@ class ProbePanel(Widget, can_focus=True):
             muted = self._style("panel--muted")
             lines.extend(Text(truncate(t, width), style=muted, end="") for t in extras[:room])
         return lines
+
+    def _body_lines(
+        self, snapshot: ProbeSnapshot, width: int, room: int, reason_shown: bool
+    ) -> tuple[list[Text], list[Text]]:
+        """(lines above the sparkline, lines below it): the no-data reason when the status
+        line had no room for it and the facts above, the table below. Cached per reading and
+        size, so a tick that changes nothing here costs no layout work."""
+        reading = snapshot.reading
+        if reading is None or room <= 0:
+            return [], []
+        dim = snapshot.state in DIMMED_STATES
+        key = (width, room, reason_shown, dim)
+        if reading is self._body_reading and key == self._body_key:
+            upper, lower = self._body
+            return list(upper), list(lower)
+        upper, lower = self._layout_body(reading, width, room, reason_shown, dim)
+        self._body_reading = reading
+        self._body_key = key
+        self._body = (upper, lower)
+        return list(upper), list(lower)
+
+    def _layout_body(
+        self, reading: Reading, width: int, room: int, reason_shown: bool, dim: bool
+    ) -> tuple[list[Text], list[Text]]:
+        muted = self._style("panel--dim" if dim else "panel--muted")
+        plain = self._style("panel--dim") if dim else Style()
+        upper: list[Text] = []
+        if reading.no_data and not reason_shown:
+            upper.append(Text(truncate(reading.no_data, width), style=muted, end=""))
+        left = room - len(upper)
+        table = reading.table
+        if reading.facts and left > 0:
+            wanted = fact_line_count(reading.facts, width)
+            cap = left
+            if table is not None and left > TABLE_RESERVE:
+                cap = max(1, left - TABLE_RESERVE)
+            upper.extend(
+                fact_lines(
+                    reading.facts,
+                    width,
+                    min(wanted, cap),
+                    label_style=muted,
+                    value_style=plain,
+                    separator_style=muted,
+                )
+            )
+        left = room - len(upper)
+        lower: list[Text] = []
+        if table is not None and left >= 2:
+            lower = table_lines(
+                table,
+                width,
+                left,
+                header_style=self._style("panel--dim"),
+                row_style=plain,
+                more_style=muted,
+                title_style=muted,
+            )
+        return upper, lower
 
     def _extra_texts(self, snapshot: ProbeSnapshot, width: int) -> list[str]:
         """What a tall panel adds below the components: range, hints, notes, runbook."""
@@ -203,7 +289,8 @@ class ProbePanel(Widget, can_focus=True):
             texts.append(f"runbook: {snapshot.runbook}")
         return texts
 
-    def _status_line(self, snapshot: ProbeSnapshot, now: float, width: int) -> Text:
+    def _status_line(self, snapshot: ProbeSnapshot, now: float, width: int) -> tuple[Text, bool]:
+        """The state line, and whether it showed a no-data reason in full."""
         state = snapshot.state
         label = state_label(state)
         extras: list[str] = []
@@ -223,19 +310,26 @@ class ProbePanel(Widget, can_focus=True):
             age = snapshot.age(now)
             if age is not None:
                 extras.append(format_age(age) + " ago")
-        elif state is State.NODATA and snapshot.reading is not None and snapshot.reading.no_data:
-            extras.append(snapshot.reading.no_data)
         style = self._style(f"panel--{state.value}")
         if state is State.CRIT:
-            return Text(truncate(f" {label} ", width), style=style, end="")
+            text = f" {label} " if cell_len(label) + 2 <= width else label
+            return Text(truncate(text, width), style=style, end=""), True
         core = f"{state.glyph} {state.word}"
         if cell_len(label) > width:
             label = core if cell_len(core) <= width else label
+        reason = snapshot.reading.no_data if snapshot.reading is not None else None
+        if state is State.NODATA and reason:
+            # The reason is the news: cut it with … rather than drop it, when a word fits.
+            room = width - cell_len(label) - 3
+            if room >= 8:
+                text = f"{label} · {truncate(reason, room)}"
+                return Text(text, style=style, end=""), truncate(reason, room) == reason
+            return Text(truncate(label, width), style=style, end=""), False
         text = fit_parts([label, *extras], width)
-        return Text(text, style=style, end="")
+        return Text(text, style=style, end=""), True
 
     def _value_line(self, snapshot: ProbeSnapshot, now: float, width: int) -> Text:
-        value = format_value(snapshot.value, _unit(snapshot))
+        value = value_text(snapshot.value, _unit(snapshot), self._value_name)
         age = snapshot.age(now)
         right = "no reading yet" if age is None else format_age(age) + " ago"
         dim = snapshot.state in DIMMED_STATES
@@ -293,6 +387,28 @@ class ProbePanel(Widget, can_focus=True):
                 last.rstrip()
             last.append(more, style=self._style("panel--muted"))
         return lines
+
+
+def value_text(value: float | None, unit: str | None, value_name: str | None) -> str:
+    """`1,204 waiting` for a unit-less count named by the probe's `value` key, else
+    `format_value` (`42 ms`, `87%`); `—` when there is no value."""
+    if value is None or unit or not value_name:
+        return format_value(value, unit)
+    return f"{format_number(value)} {value_name.replace('_', ' ')}"
+
+
+def _configured_value_name(app: object, probe_id: str) -> str | None:
+    """The `value` key of the probe in the app's engine config, when it names a field."""
+    engine = getattr(app, "engine", None)
+    config = getattr(engine, "config", None)
+    if config is None:
+        return None
+    try:
+        probe = config.probe(probe_id)
+    except (KeyError, LookupError, ValueError):
+        return None
+    name = getattr(probe, "value", None)
+    return name if isinstance(name, str) and name else None
 
 
 def _unit(snapshot: ProbeSnapshot) -> str | None:
