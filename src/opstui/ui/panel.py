@@ -3,7 +3,9 @@ components.
 
 Data gets in only through `update_snapshot`; `tick` moves ages and countdowns on. Both work
 out the lines the panel would show and repaint only the lines that changed, so a dashboard
-of 24 panels at 1 Hz writes a few lines a second, not whole screens.
+of 24 panels at 1 Hz writes a few lines a second, not whole screens. Drawing uses Textual's
+line API (`render_line`) with one cached strip per line, so a repaint renders only the lines
+that changed rather than the whole panel.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
+from textual.strip import Strip
 from textual.widget import Widget
 
 from opstui.engine.clock import Clock
@@ -101,6 +104,8 @@ class ProbePanel(Widget, can_focus=True):
         self._snapshot = snapshot
         self._clock = clock
         self._lines: list[Text] = []
+        self._strips: dict[int, Strip] = {}
+        self._strips_size: tuple[int, int] = (0, 0)
         self._value_name = value_name
         """The probe's `value` key (`waiting`), printed after a unit-less number."""
         self._body_reading: Reading | None = None
@@ -158,20 +163,44 @@ class ProbePanel(Widget, can_focus=True):
         if lines == old:
             return
         self._lines = lines
-        if len(lines) != len(old):
+        if len(lines) != len(old) or self._strips_size != (size.width, size.height):
+            self._strips.clear()
             self.refresh()
             return
-        changed = [
-            Region(0, index, size.width, 1)
-            for index, (new, previous) in enumerate(zip(lines, old, strict=True))
-            if new != previous
-        ]
+        changed = []
+        for index, (new, previous) in enumerate(zip(lines, old, strict=True)):
+            if new != previous:
+                self._strips.pop(index, None)
+                changed.append(Region(0, index, size.width, 1))
         self.refresh(*changed)
 
-    def render(self) -> Text:
-        size = self.content_size
-        self._lines = self._build(size.width, size.height)
-        return Text("\n", no_wrap=True).join(self._lines)
+    def render_line(self, y: int) -> Strip:
+        """One line of the panel, from the cache unless the line changed since it was drawn."""
+        width, height = self.size
+        if (width, height) != self._strips_size:
+            self._strips.clear()
+            self._strips_size = (width, height)
+            self._lines = self._build(width, height)
+        strip = self._strips.get(y)
+        if strip is None:
+            base = self.visual_style.rich_style
+            if y < len(self._lines):
+                text = self._lines[y]
+                console = self.app.console
+                # Text.render leaves out the text's own style when it has no spans.
+                own = console.get_style(text.style) if text.style else Style.null()
+                strip = Strip(text.render(console)).apply_style(own).apply_style(base)
+                strip = strip.crop_extend(0, width, base)
+            else:
+                strip = Strip.blank(width, base)
+            self._strips[y] = strip
+        return strip
+
+    def notify_style_update(self) -> None:
+        """Focus, theme or state class changed: every cached line must be drawn again."""
+        super().notify_style_update()
+        self._strips.clear()
+        self._strips_size = (0, 0)
 
     # --- what the panel says ------------------------------------------------------------
 
