@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console
 from textual.app import App
@@ -33,6 +33,9 @@ from opstui.ui.palette import OpstuiCommands
 from opstui.ui.themes import STATE_DEFAULTS, register_themes, resolve_theme_name
 from opstui.ui.timeline import TimelineScreen
 
+if TYPE_CHECKING:
+    from opstui.actions.runner import Runner
+
 log = logging.getLogger("opstui.ui")
 
 TICK_SECONDS = 1.0
@@ -46,6 +49,7 @@ class OpstuiApp(App[int]):
     COMMANDS = App.COMMANDS | {OpstuiCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("question_mark", "help", "Help"),
+        Binding("r", "runbooks", "Runbooks"),
         Binding("e", "timeline", "Events"),
         Binding("p", "toggle_pause", "Pause"),
         Binding("R", "refresh_now", "Refresh"),
@@ -59,8 +63,13 @@ class OpstuiApp(App[int]):
         theme: str | None = None,
         read_only: bool = False,
         poll: bool = True,
+        runner: Runner | None = None,
     ) -> None:
         self.engine = engine
+        self._runner = runner
+        """The actions runner (the one gate). `opstui` passes one built by build_runner; when
+        none is given (tests, embedding) one is built on first use."""
+        self._report_audit = runner is not None
         self.read_only = read_only or engine.config.read_only
         self.poll = poll
         self._theme_name = theme
@@ -89,8 +98,25 @@ class OpstuiApp(App[int]):
         self._unsubscribe.append(self.engine.timeline.subscribe(self._on_event))
         self.set_interval(TICK_SECONDS, self._tick)
         self.set_interval(FLUSH_SECONDS, self.flush_snapshots)
+        self.screen_change_signal.subscribe(self, self._screen_changed)
         if self.poll:
             await self.engine.start()
+        if self._report_audit and self._runner is not None:
+            self._report_unfinished(self._runner)
+
+    def _report_unfinished(self, runner: Runner) -> None:
+        """Intents the audit log holds without a result: a crash mid-action, said at start."""
+        from opstui.actions.audit import report_unfinished
+
+        try:
+            lines = report_unfinished(runner.audit)
+        except OSError as exc:
+            lines = [f"audit: cannot read {runner.audit.path}: {exc.strerror or exc}"]
+        if lines:
+            shown = lines[:3] + ([f"… and {len(lines) - 3} more"] if len(lines) > 3 else [])
+            self.notify(
+                "\n".join(shown), title="Unfinished actions", severity="warning", timeout=30
+            )
 
     async def on_unmount(self) -> None:
         await self._shutdown_engine()
@@ -99,6 +125,9 @@ class OpstuiApp(App[int]):
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.aclose()
         await self.engine.stop()
 
     async def action_quit(self) -> None:
@@ -114,9 +143,24 @@ class OpstuiApp(App[int]):
             return
         self._queued[snapshot.probe_id] = snapshot
 
+    @property
+    def dashboard_visible(self) -> bool:
+        """False while a full screen (detail, timeline, runbook) covers the dashboard: its
+        panels are then left alone (snapshots stay queued, newest per probe) and brought up
+        to date when it shows again, so a runbook or its confirm modal never waits behind
+        200 hidden panels being redrawn."""
+        stack = self.screen_stack
+        if self.dashboard not in stack:
+            return True
+        return all(screen.is_modal for screen in stack[stack.index(self.dashboard) + 1 :])
+
+    def _screen_changed(self, screen: Screen[Any]) -> None:
+        if self.dashboard_visible:
+            self._tick()
+
     def flush_snapshots(self) -> None:
         """Hand the newest queued snapshot of each probe to the dashboard, in one repaint."""
-        if not self._queued:
+        if not self._queued or not self.dashboard_visible:
             return
         queued, self._queued = self._queued, {}
         with self.batch_update():
@@ -134,6 +178,8 @@ class OpstuiApp(App[int]):
         self.bell()
 
     def _tick(self) -> None:
+        if not self.dashboard_visible:
+            return
         self.flush_snapshots()
         self.dashboard.tick()
 
@@ -148,6 +194,44 @@ class OpstuiApp(App[int]):
         while self.screen is not self.dashboard and len(self.screen_stack) > 1:
             self.pop_screen()
         self.dashboard.action_show_view(index)
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = build_runner(self.engine, read_only=self.read_only)
+        return self._runner
+
+    def open_runbook(self, runbook_id: str, trigger: str | None = None) -> None:
+        """The runbook screen (replacing one already open); `trigger` starts an action."""
+        from opstui.ui.runbook_screen import RunbookScreen
+
+        while isinstance(self.screen, RunbookScreen) or (
+            len(self.screen_stack) > 1 and self.screen.is_modal
+        ):
+            self.pop_screen()
+        self.push_screen(RunbookScreen(self.runner, self.engine, runbook_id, trigger=trigger))
+
+    def palette_runbooks(self) -> list[tuple[str, str, list[tuple[str, str, str | None]]]]:
+        return [
+            (r.id, str(r.title), [(a.id, str(a.title), a.key) for a in r.actions])
+            for r in self.engine.config.runbooks
+        ]
+
+    def action_runbooks(self) -> None:
+        from opstui.ui.runbooks import RunbookPalette
+
+        if isinstance(self.screen, RunbookPalette):
+            return
+        focused: str | None = None
+        if self.screen is self.dashboard:
+            panel = self.dashboard.focused_panel()
+            focused = panel.probe_id if panel is not None else None
+
+        def chosen(runbook_id: str | None) -> None:
+            if runbook_id is not None:
+                self.open_runbook(runbook_id)
+
+        self.push_screen(RunbookPalette(self.engine, focused), chosen)
 
     def palette_probes(self) -> list[tuple[str, str]]:
         return [(probe.id, probe.display_title) for probe in self.engine.config.probes]
@@ -193,3 +277,22 @@ class OpstuiApp(App[int]):
         else:
             lines = [line for line in buffer.getvalue().splitlines() if line.strip()]
             self.failure = lines[-1].strip() if lines else "unknown error"
+
+
+def build_runner(engine: Engine, *, read_only: bool) -> Runner:
+    """The TUI's runner: the engine's clients and readings, its clock and timeline, the
+    config's audit log (or the user state dir's)."""
+    from opstui.actions.audit import AuditLog
+    from opstui.actions.probe_readers import EngineProbeReader
+    from opstui.actions.runner import Runner
+
+    config = engine.config
+    return Runner(
+        config,
+        pool=engine.clients,
+        probes=EngineProbeReader(engine),
+        audit=AuditLog(AuditLog.default_path(config)),
+        read_only=read_only or config.read_only,
+        clock=engine.clock,
+        timeline=engine.timeline,
+    )

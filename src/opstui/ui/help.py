@@ -17,7 +17,7 @@ KEYMAP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         "Anywhere",
         (
             ("?", "this help"),
-            ("ctrl+p", "command palette: probes, views, actions"),
+            ("ctrl+p", "command palette: probes, views, runbooks, actions"),
             ("q", "quit (closes a screen first)"),
         ),
     ),
@@ -27,6 +27,7 @@ KEYMAP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
             ("1-9", "switch view"),
             ("←↓↑→ / hjkl", "move focus between panels"),
             ("enter", "panel detail: history chart, raw reading"),
+            ("r", "runbooks (those for red panels first)"),
             ("e", "event timeline"),
             ("p", "pause / resume polling"),
             ("R", "refresh now"),
@@ -37,7 +38,15 @@ KEYMAP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         (
             ("esc / q", "close"),
             ("R", "refresh this probe (detail)"),
-            ("/", "filter events (timeline)"),
+            ("/ · x", "filter events · export incident log"),
+        ),
+    ),
+    (
+        "Runbook",
+        (
+            ("a-z A-Z", "run an action (A-Z mutate: confirm first)"),
+            ("space", "tick a checklist item"),
+            ("esc", "cancel the running step, else close"),
         ),
     ),
 )
@@ -45,12 +54,11 @@ KEYMAP: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 
 
 def keymap_text() -> Text:
-    """The key map as aligned lines: keys right-aligned in one column, groups underlined."""
+    """The key map as aligned lines: keys right-aligned in one column, groups underlined (no
+    blank lines between groups: the whole map fits 80x24)."""
     width = max(cell_len(key) for _, keys in KEYMAP for key, _ in keys)
     text = Text()
-    for index, (group, keys) in enumerate(KEYMAP):
-        if index:
-            text.append("\n")
+    for group, keys in KEYMAP:
         text.append(" " * (width + 2))
         text.append(group, style="bold underline")
         text.append("\n")
@@ -77,16 +85,16 @@ class HelpScreen(ModalScreen[None]):
         width: auto; max-width: 76; height: auto; max-height: 22;
         border: round $primary; background: $surface; padding: 0 2;
     }
-    HelpScreen #help-title { text-style: bold; width: auto; }
+    HelpScreen #help-box { border-title-style: bold; border-subtitle-color: $text-muted; }
     HelpScreen #help-keys { width: auto; }
-    HelpScreen #help-foot { color: $text-muted; width: auto; }
     """
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
-            yield Static("opstui keys", id="help-title")
+        box = Vertical(id="help-box")
+        box.border_title = "opstui keys"
+        box.border_subtitle = "esc or ? closes"
+        with box:
             yield Static(keymap_text(), id="help-keys")
-            yield Static("esc or ? closes", id="help-foot")
 
     def action_close(self) -> None:
         self.dismiss(None)

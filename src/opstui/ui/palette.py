@@ -1,4 +1,4 @@
-"""Command palette (ctrl+p) entries: every probe (open its detail) and every view."""
+"""Command palette (ctrl+p) entries: every probe (open its detail), view, runbook and action."""
 
 from __future__ import annotations
 
@@ -26,7 +26,43 @@ class PaletteHost(Protocol):
     def show_view(self, index: int) -> None: ...
 
 
+@runtime_checkable
+class RunbookHost(Protocol):
+    """What the runbook entries need from the app (a separate protocol: hosts without
+    runbooks still get probes and views)."""
+
+    def palette_runbooks(self) -> list[tuple[str, str, list[tuple[str, str, str | None]]]]:
+        """(runbook id, title, [(action id, action title, key or None), ...]) in config order."""
+        ...
+
+    def open_runbook(self, runbook_id: str, trigger: str | None = None) -> None: ...
+
+
 Command = tuple[str, Callable[[], None], str]
+
+
+def runbook_commands(host: RunbookHost) -> list[Command]:
+    """`Runbook: <title>` opens it; `Action: <title> (<runbook>, <key>)` opens it and runs
+    the action (a mutating one through the confirm modal, like its key)."""
+    commands: list[Command] = []
+    for runbook_id, title, actions in host.palette_runbooks():
+        commands.append(
+            (
+                f"Runbook: {title}",
+                partial(host.open_runbook, runbook_id),
+                "Symptoms, diagnostics (they start by themselves), actions",
+            )
+        )
+        for action_id, action_title, key in actions:
+            where = f"{runbook_id}, {key}" if key else runbook_id
+            commands.append(
+                (
+                    f"Action: {action_title} ({where})",
+                    partial(host.open_runbook, runbook_id, action_id),
+                    "Opens the runbook and starts it; a mutation asks for confirmation",
+                )
+            )
+    return commands
 
 
 def palette_commands(host: PaletteHost) -> list[Command]:
@@ -48,11 +84,14 @@ def palette_commands(host: PaletteHost) -> list[Command]:
 
 
 class OpstuiCommands(Provider):
-    """Probes and views for the command palette."""
+    """Probes, views, runbooks and actions for the command palette."""
 
     def _commands(self) -> list[Command]:
         host = self.app
-        return palette_commands(host) if isinstance(host, PaletteHost) else []
+        commands = palette_commands(host) if isinstance(host, PaletteHost) else []
+        if isinstance(host, RunbookHost):
+            commands += runbook_commands(host)
+        return commands
 
     async def discover(self) -> Hits:
         for text, callback, help_text in self._commands():

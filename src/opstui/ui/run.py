@@ -54,9 +54,12 @@ def run_tui(config: Config, *, theme: str | None = None, read_only: bool = False
         return EXIT_USAGE
     path, handler = _attach_log_file()
     try:
-        from opstui.ui.app import OpstuiApp
+        from opstui.ui.app import OpstuiApp, build_runner
 
-        app = OpstuiApp(Engine(config), theme=theme, read_only=read_only or config.read_only)
+        engine = Engine(config)
+        read_only = read_only or config.read_only
+        runner = build_runner(engine, read_only=read_only)
+        app = OpstuiApp(engine, theme=theme, read_only=read_only, runner=runner)
         app.run()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

@@ -8,6 +8,7 @@ per event. Typing in the filter box keeps the rows whose text contains every typ
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 from rich.text import Text
@@ -19,6 +20,7 @@ from textual.widgets import DataTable, Input, Static
 from opstui.engine.events import Event, EventKind
 from opstui.engine.scheduler import Engine
 from opstui.ui.detail import clock_text
+from opstui.ui.incident import write_incident
 
 COLUMNS = ("time", "probe", "change", "message")
 
@@ -58,6 +60,7 @@ class TimelineScreen(Screen[None]):
         Binding("escape", "close", "Close"),
         Binding("q", "close", "Close", show=False),
         Binding("slash", "focus_filter", "Filter", show=False),
+        Binding("x", "export", "Export", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -138,6 +141,20 @@ class TimelineScreen(Screen[None]):
 
     def action_focus_filter(self) -> None:
         self._input.focus()
+
+    def action_export(self) -> None:
+        """`x`: the whole timeline as a markdown incident log, in the current directory and
+        on the clipboard (OSC 52, so it works over SSH)."""
+        engine = self.engine
+        try:
+            path, text = write_incident(
+                Path.cwd(), engine.config, engine.timeline.events(), engine.clock.wall()
+            )
+        except OSError as exc:
+            self.notify(f"export failed: {exc.strerror or exc}", severity="error", timeout=8)
+            return
+        self.app.copy_to_clipboard(text)
+        self.notify(f"Incident log written to {path} (and copied to the clipboard)", timeout=8)
 
     def action_close(self) -> None:
         self.dismiss(None)
