@@ -21,11 +21,13 @@ from rich.console import Console
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
+from textual.timer import Timer
 
 from opstui.engine.events import Event, EventKind
 from opstui.engine.scheduler import Engine
 from opstui.engine.snapshot import ProbeSnapshot
 from opstui.states import State
+from opstui.ui import memory
 from opstui.ui.dashboard import DashboardScreen
 from opstui.ui.detail import DetailScreen
 from opstui.ui.help import HelpScreen
@@ -40,6 +42,8 @@ log = logging.getLogger("opstui.ui")
 
 TICK_SECONDS = 1.0
 FLUSH_SECONDS = 0.25
+SETTLE_DELAY = 1.0
+"""Seconds after the last layout rebuild before memory is settled (see ui/memory.py)."""
 
 
 class OpstuiApp(App[int]):
@@ -75,6 +79,7 @@ class OpstuiApp(App[int]):
         self._theme_name = theme
         self._unsubscribe: list[Callable[[], None]] = []
         self._queued: dict[str, ProbeSnapshot] = {}
+        self._settle_timer: Timer | None = None
         self.dashboard = DashboardScreen(engine, read_only=self.read_only)
         self.dashboard.open_detail = self.open_detail
         self.failure: str | None = None
@@ -117,6 +122,13 @@ class OpstuiApp(App[int]):
             self.notify(
                 "\n".join(shown), title="Unfinished actions", severity="warning", timeout=30
             )
+
+    def on_dashboard_screen_rebuilt(self, _: DashboardScreen.Rebuilt) -> None:
+        """Settle memory once the rebuilt layout is on screen (debounced: resizes come in
+        bursts while a window is dragged)."""
+        if self._settle_timer is not None:
+            self._settle_timer.stop()
+        self._settle_timer = self.set_timer(SETTLE_DELAY, memory.settle)
 
     async def on_unmount(self) -> None:
         await self._shutdown_engine()

@@ -17,6 +17,7 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Container, Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
@@ -220,7 +221,11 @@ class DashboardScreen(Screen[None]):
         for grid in self.grids:
             await grid.rebuild(columns)
 
+    class Rebuilt(Message):
+        """The panels were rebuilt (mount, resize): a good moment to settle memory."""
+
     def _grid_rebuilt(self, grid: ViewGrid) -> None:
+        self.post_message(self.Rebuilt())
         self._panels = {}
         for each in self.grids:
             for panel in each.panels():
