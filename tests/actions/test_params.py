@@ -174,3 +174,24 @@ async def test_danger_high_needs_the_target_typed(tmp_path: Path) -> None:
             parts.runner.confirm(step, via="api", typed_target="scale-tool")
     finally:
         await parts.close()
+
+
+def test_a_single_expression_keeps_its_type_in_json_and_sql_args() -> None:
+    from opstui.actions.templates import RenderError, render_value
+
+    context = {"params": {"count": 4, "name": "q"}, "probes": {}}
+    body = {
+        "count": "{{ params.count }}",
+        "label": "n={{ params.count }}",
+        "q": ["{{ params.name }}"],
+    }
+    assert render_value(body, context, "json", native=True) == {
+        "count": 4,
+        "label": "n=4",
+        "q": ["q"],
+    }
+    assert render_value(body, context, "json") == {"count": "4", "label": "n=4", "q": ["q"]}
+    with pytest.raises(RenderError, match="missing"):
+        render_value("{{ params.missing }}", context, "json", native=True)
+    with pytest.raises(RenderError):
+        render_value("{{ ''.__class__ }}", context, "json", native=True)

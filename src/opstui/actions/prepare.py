@@ -74,7 +74,9 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     headers = {
         name: render_value(value, ctx, f"headers.{name}") for name, value in step.headers.items()
     }
-    body = render_value(step.json_body, ctx, "json") if step.json_body is not None else None
+    body = None
+    if step.json_body is not None:
+        body = render_value(step.json_body, ctx, "json", native=True)
     url = join_url(httpx.URL(redact(connection.base_url)), path)
     parts = ["curl"]
     if step.method != "GET":
@@ -118,7 +120,7 @@ def _redis(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
 
 
 def _sql(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
-    args = [render_value(arg, ctx, f"args[{i}]") for i, arg in enumerate(step.args)]
+    args = [render_value(arg, ctx, f"args[{i}]", native=True) for i, arg in enumerate(step.args)]
     text = step.sql  # never a template: values go in as bound args, not spliced into SQL
     equivalent = " ".join(text.split())
     if args:

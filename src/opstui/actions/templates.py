@@ -8,12 +8,13 @@ string sent to production; nothing is ever eval'd.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined
+from jinja2 import StrictUndefined, Template, Undefined
 from jinja2.sandbox import SandboxedEnvironment
 
 from opstui.config.types import Secret, shown
@@ -51,27 +52,70 @@ def probe_context(config: Config, probes: ProbeReader) -> dict[str, Any]:
     return context
 
 
+@functools.lru_cache(maxsize=1024)
+def _template(text: str) -> Template:
+    """Compiled once per text: compiling costs milliseconds, and a confirm modal re-renders
+    its step on every param edit."""
+    return _ENV.from_string(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _expression(source: str) -> Any:
+    return _ENV.compile_expression(source, undefined_to_none=False)
+
+
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.S)
+
+
+def _native(text: str, context: Mapping[str, Any], where: str) -> Any:
+    """A string that is exactly one `{{ expression }}` keeps the expression's type (an int
+    param stays an int in a JSON body or a SQL argument); anything else renders to text."""
+    match = _SINGLE_EXPRESSION.match(text)
+    expr = match.group("expr") if match else None
+    if expr is None or "{{" in expr or "}}" in expr or "{%" in text:
+        return render_text(text, context, where)
+    try:
+        result = _expression(expr.strip())(**context)
+        if isinstance(result, Undefined):
+            str(result)  # StrictUndefined raises here, naming what is missing
+    except Exception as exc:  # TemplateError, SecurityError, arithmetic on a missing reading
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise RenderError(f"{where}: template {shown(text)}: {message}") from None
+    return result
+
+
 def render_text(text: str, context: Mapping[str, Any], where: str) -> str:
     """Render one template string; a plain string is returned as is."""
     if not is_template(text):
         return text
     try:
-        return _ENV.from_string(text).render(**context)
+        return _template(text).render(**context)
     except Exception as exc:  # TemplateError, SecurityError, arithmetic on a missing reading
         message = " ".join(str(exc).split()) or type(exc).__name__
         raise RenderError(f"{where}: template {shown(text)}: {message}") from None
 
 
-def render_value(value: Any, context: Mapping[str, Any], where: str) -> Any:
-    """Render every string inside a JSON-like value (dict keys stay literal); Secrets kept."""
+def render_value(
+    value: Any, context: Mapping[str, Any], where: str, *, native: bool = False
+) -> Any:
+    """Render every string inside a JSON-like value (dict keys stay literal); Secrets kept.
+
+    With `native`, a string that is a single `{{ expression }}` keeps the expression's type
+    (for JSON bodies and SQL arguments); otherwise every template renders to text."""
     if isinstance(value, Secret):
         return value
     if isinstance(value, str):
+        if native and is_template(value):
+            return _native(value, context, where)
         return render_text(value, context, where)
     if isinstance(value, Mapping):
-        return {k: render_value(v, context, f"{where}.{k}") for k, v in value.items()}
+        return {
+            k: render_value(v, context, f"{where}.{k}", native=native) for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
-        return [render_value(v, context, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [
+            render_value(v, context, f"{where}[{i}]", native=native) for i, v in enumerate(value)
+        ]
     return value
 
 
