@@ -22,3 +22,29 @@ def test_the_worked_example_validates(tmp_path: Path, monkeypatch: pytest.Monkey
     assert [a.id for a in runbook.actions] == ["scale-up", "pause-low-priority", "tell-the-lead"]
     assert len(runbook.diagnose) == 3
     assert config.runbooks_for("queue") == [runbook]
+
+
+def test_shell_argv_takes_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opstui.config.models import Config
+
+    def argv() -> list[str]:
+        config = Config.model_validate(
+            {
+                "runbooks": [
+                    {
+                        "id": "r",
+                        "title": "t",
+                        "actions": [
+                            {"id": "a", "title": "restart", "kind": "shell",
+                             "argv": ["${OPS_COMPOSE:-docker}", "compose", "restart"]}
+                        ],
+                    }
+                ]
+            }
+        )
+        return list(config.runbooks[0].actions[0].argv)  # type: ignore[union-attr]
+
+    monkeypatch.delenv("OPS_COMPOSE", raising=False)
+    assert argv() == ["docker", "compose", "restart"]
+    monkeypatch.setenv("OPS_COMPOSE", "/tmp/recorder")
+    assert argv() == ["/tmp/recorder", "compose", "restart"]

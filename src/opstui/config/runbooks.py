@@ -131,7 +131,9 @@ class EcsStep(StepCommon):
 
 class ShellStep(StepCommon):
     kind: Literal["shell"]
-    argv: list[str] = Field(min_length=1, description="program and arguments, each a template")
+    argv: list[Text] = Field(
+        min_length=1, description="program and arguments; ${ENV} substituted, each a template"
+    )
     shell: bool = Field(False, description="run through /bin/sh -c (argv must be one string)")
     readonly: bool = Field(False, description="declared read-only (shown as such)")
     cwd: Text | None = None
