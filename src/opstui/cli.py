@@ -20,6 +20,7 @@ from opstui import __version__
 
 if TYPE_CHECKING:
     from opstui.config.models import Config
+    from opstui.ui.wall import WallOptions
 
 EXIT_USAGE = 2
 EXIT_FAILED = 1
@@ -40,10 +41,39 @@ def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
 def _tui_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--theme", metavar="NAME", default=default,
-                        help="opstui-dark, opstui-light, opstui-wall, opstui-bastion")
+                        help="opstui-dark, opstui-light, opstui-wall, opstui-bastion (default: "
+                        "the config's; opstui-bastion on a 16-colour terminal such as "
+                        "TERM=xterm; opstui-wall with --wall)")
     parser.add_argument("--read-only", action="store_true",
                         default=argparse.SUPPRESS if suppress else False,
                         help="refuse every mutating action")
+    parser.add_argument("--wall", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="wall screen: read-only (no runbooks), no footer or focus, large "
+                        "state words, opstui-wall theme unless --theme, views rotating")
+    parser.add_argument("--rotate", metavar="DURATION", default=default,
+                        help=f"with --wall: {WALL_ROTATION_HELP} (default 30s, e.g. 1m)")
+
+
+WALL_ROTATION_HELP = (
+    "seconds between views, 0 never; while any probe is CRIT only the views showing a CRIT "
+    "probe rotate, so a single one holds the screen"
+)
+
+
+def _wall_options(wall: bool, rotate: str | None) -> WallOptions | None:
+    """--wall/--rotate as options for the TUI; ValueError with a one-line reason."""
+    from opstui.config.types import parse_duration
+    from opstui.ui.wall import DEFAULT_ROTATE, WallOptions
+
+    if not wall:
+        if rotate is not None:
+            raise ValueError("--rotate only applies with --wall")
+        return None
+    seconds = DEFAULT_ROTATE if rotate is None else parse_duration(rotate)
+    if 0 < seconds < 1:
+        raise ValueError(f"--rotate {rotate}: use 0 (never) or at least 1s")
+    return WallOptions(rotate=seconds)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,26 +183,34 @@ def cmd_check(config_arg: str | None, as_json: bool) -> int:
     return rollup([s.state for s in snapshots]).exit_code if snapshots else 0
 
 
-def cmd_tui(config: Config, theme: str | None, read_only: bool) -> int:
+def cmd_tui(
+    config: Config, theme: str | None, read_only: bool, wall: WallOptions | None = None
+) -> int:
     from opstui.ui.run import run_tui
 
-    return run_tui(config, theme=theme, read_only=read_only)
+    return run_tui(config, theme=theme, read_only=read_only, wall=wall)
 
 
-def cmd_dashboard(config_arg: str | None, theme: str | None, read_only: bool) -> int:
+def cmd_dashboard(
+    config_arg: str | None, theme: str | None, read_only: bool, wall: WallOptions | None = None
+) -> int:
     from opstui.config.loader import ConfigError
 
     try:
         config = _load(config_arg)
     except ConfigError as exc:
         return _print_config_error(exc)
-    return cmd_tui(config, theme, read_only)
+    return cmd_tui(config, theme, read_only, wall)
 
 
-def cmd_demo(theme: str | None, read_only: bool, port: int) -> int:
+def cmd_demo(
+    theme: str | None, read_only: bool, port: int, wall: WallOptions | None = None
+) -> int:
     from opstui.demo.launcher import run_demo
+    from opstui.ui.run import wall_mode
 
-    return run_demo(theme, read_only, port)
+    with wall_mode(wall):
+        return run_demo(theme, read_only, port)
 
 
 def _runner_parts(config: Config, read_only: bool) -> tuple[Any, Any, Any, Any]:
@@ -489,9 +527,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 read_only=args.read_only,
                 confirm_target=args.confirm_target,
             )
+        try:
+            wall = _wall_options(args.wall, args.rotate)
+        except ValueError as exc:
+            return _fail(str(exc))
         if args.command == "demo":
-            return cmd_demo(args.theme, args.read_only, args.port)
-        return cmd_dashboard(args.config, args.theme, args.read_only)
+            return cmd_demo(args.theme, args.read_only, args.port, wall)
+        return cmd_dashboard(args.config, args.theme, args.read_only, wall)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -12,9 +12,12 @@ quarter second costs at most 4, and a state change still shows within 250 ms.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import logging
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console
@@ -34,6 +37,7 @@ from opstui.ui.help import HelpScreen
 from opstui.ui.palette import OpstuiCommands
 from opstui.ui.themes import STATE_DEFAULTS, register_themes, resolve_theme_name
 from opstui.ui.timeline import TimelineScreen
+from opstui.ui.wall import WallOptions, pick_theme
 
 if TYPE_CHECKING:
     from opstui.actions.runner import Runner
@@ -68,19 +72,29 @@ class OpstuiApp(App[int]):
         read_only: bool = False,
         poll: bool = True,
         runner: Runner | None = None,
+        wall: WallOptions | None = None,
+        auto_bastion: bool = False,
     ) -> None:
         self.engine = engine
+        self.wall = wall
+        """Wall mode: read-only, views rotating, runbooks not offered (see ui/wall.py)."""
+        self.auto_bastion = auto_bastion
+        """Pick opstui-bastion on a 16-colour terminal when no theme was asked for. `opstui`
+        sets it; tests leave it off so a snapshot never depends on the TERM it ran under."""
         self._runner = runner
         """The actions runner (the one gate). `opstui` passes one built by build_runner; when
         none is given (tests, embedding) one is built on first use."""
         self._report_audit = runner is not None
-        self.read_only = read_only or engine.config.read_only
+        self.read_only = read_only or engine.config.read_only or wall is not None
         self.poll = poll
         self._theme_name = theme
         self._unsubscribe: list[Callable[[], None]] = []
         self._queued: dict[str, ProbeSnapshot] = {}
         self._settle_timer: Timer | None = None
-        self.dashboard = DashboardScreen(engine, read_only=self.read_only)
+        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._signal_code: int | None = None
+        self.rotation: Timer | None = None
+        self.dashboard = DashboardScreen(engine, read_only=self.read_only, wall=wall)
         self.dashboard.open_detail = self.open_detail
         self.failure: str | None = None
         """One line about the error that ended the app, if one did (details go to the log)."""
@@ -98,12 +112,26 @@ class OpstuiApp(App[int]):
 
     async def on_mount(self) -> None:
         themes = register_themes(self)
-        self.theme = resolve_theme_name(self._theme_name or self.engine.config.theme, themes)
+        self.theme = resolve_theme_name(
+            pick_theme(
+                self._theme_name,
+                self.engine.config.theme,
+                wall=self.wall is not None,
+                color_system=self.console.color_system if self.auto_bastion else None,
+            ),
+            themes,
+        )
+        self._signal_loop = asyncio.get_running_loop()
+        if self._signal_code is not None:
+            self.exit(self._signal_code, return_code=self._signal_code)
+            return
         self._unsubscribe.append(self.engine.subscribe(self._on_snapshot))
         self._unsubscribe.append(self.engine.timeline.subscribe(self._on_event))
         self.set_interval(TICK_SECONDS, self._tick)
         self.set_interval(FLUSH_SECONDS, self.flush_snapshots)
         self.screen_change_signal.subscribe(self, self._screen_changed)
+        if self.wall is not None and self.wall.rotate > 0 and len(self.dashboard.views) > 1:
+            self.rotation = self.set_interval(self.wall.rotate, self.rotate_view)
         if self.poll:
             await self.engine.start()
         if self._report_audit and self._runner is not None:
@@ -145,6 +173,21 @@ class OpstuiApp(App[int]):
     async def action_quit(self) -> None:
         await self._shutdown_engine()
         self.exit(0)
+
+    def exit_on_signal(self, code: int) -> None:
+        """From a signal handler (SIGHUP: the terminal went away; SIGTERM): leave as `q`
+        does, with `code`. Safe before the loop runs and during shutdown."""
+        self._signal_code = code
+        loop = self._signal_loop
+        if loop is None:
+            return  # on_mount sees the code and exits at once
+        with contextlib.suppress(RuntimeError):  # the loop already closed: nothing to stop
+            loop.call_soon_threadsafe(partial(self.exit, code, return_code=code))
+
+    def rotate_view(self) -> None:
+        """Wall mode's timer: the next view, unless a full screen (detail...) covers it."""
+        if self.screen is self.dashboard:
+            self.dashboard.rotate()
 
     # --- engine -> screen ---------------------------------------------------------------
 
@@ -214,9 +257,13 @@ class OpstuiApp(App[int]):
         return self._runner
 
     def open_runbook(self, runbook_id: str, trigger: str | None = None) -> None:
-        """The runbook screen (replacing one already open); `trigger` starts an action."""
+        """The runbook screen (replacing one already open); `trigger` starts an action.
+        Never in wall mode: nobody stands at a wall screen to confirm anything."""
         from opstui.ui.runbook_screen import RunbookScreen
 
+        if self.wall is not None:
+            self._say_no_runbooks()
+            return
         while isinstance(self.screen, RunbookScreen) or (
             len(self.screen_stack) > 1 and self.screen.is_modal
         ):
@@ -224,14 +271,22 @@ class OpstuiApp(App[int]):
         self.push_screen(RunbookScreen(self.runner, self.engine, runbook_id, trigger=trigger))
 
     def palette_runbooks(self) -> list[tuple[str, str, list[tuple[str, str, str | None]]]]:
+        if self.wall is not None:
+            return []
         return [
             (r.id, str(r.title), [(a.id, str(a.title), a.key) for a in r.actions])
             for r in self.engine.config.runbooks
         ]
 
+    def _say_no_runbooks(self) -> None:
+        self.notify("Wall mode is read-only: runbooks are not offered", timeout=3)
+
     def action_runbooks(self) -> None:
         from opstui.ui.runbooks import RunbookPalette
 
+        if self.wall is not None:
+            self._say_no_runbooks()
+            return
         if isinstance(self.screen, RunbookPalette):
             return
         focused: str | None = None

@@ -28,6 +28,7 @@ from opstui.engine.snapshot import ProbeSnapshot
 from opstui.states import State
 from opstui.ui.header import DashboardHeader, HeaderModel, KeysBar
 from opstui.ui.panel import MIN_HEIGHT, ProbePanel
+from opstui.ui.wall import WallOptions, next_view
 
 PANEL_WIDTH = 40
 """Columns per panel the re-flow aims at: 2 per row at 80 columns, 4 at 160, 5 at 200."""
@@ -69,10 +70,11 @@ class ViewGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
     ViewGrid { height: 1fr; width: 1fr; scrollbar-size-vertical: 1; }
     """
 
-    def __init__(self, view: View, engine: Engine) -> None:
+    def __init__(self, view: View, engine: Engine, *, wall: bool = False) -> None:
         super().__init__()
         self.view = view
         self._engine = engine
+        self._wall = wall
         self.columns = 0
         self.rows: list[list[ProbePanel]] = []
         self.focused_probe: str | None = None
@@ -103,7 +105,10 @@ class ViewGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
         self.rows = []
         row_widgets = []
         for ids in reflow(self.view.rows, columns):
-            panels = [ProbePanel(self._engine.snapshot(pid), self._engine.clock) for pid in ids]
+            panels = [
+                ProbePanel(self._engine.snapshot(pid), self._engine.clock, wall=self._wall)
+                for pid in ids
+            ]
             for panel in panels:
                 panel.live = self.display
             self.rows.append(panels)
@@ -170,12 +175,19 @@ class DashboardScreen(Screen[None]):
     DashboardScreen #empty { padding: 1 2; color: $text-muted; }
     """
 
-    def __init__(self, engine: Engine, *, read_only: bool = False) -> None:
+    def __init__(
+        self, engine: Engine, *, read_only: bool = False, wall: WallOptions | None = None
+    ) -> None:
         super().__init__()
         self.engine = engine
+        self.wall = wall
+        """Wall mode: no footer, no focus, views rotated by the app through `rotate`."""
         config = engine.config
         self.views: list[View] = effective_views(config)
-        self.grids = [ViewGrid(view, engine) for view in self.views]
+        self.grids = [ViewGrid(view, engine, wall=wall is not None) for view in self.views]
+        self._view_probes = [
+            frozenset(pid for row in view.rows for pid in row) for view in self.views
+        ]
         for grid in self.grids:
             grid.on_rebuilt = self._grid_rebuilt
         self.current = 0
@@ -189,9 +201,16 @@ class DashboardScreen(Screen[None]):
                 paused=engine.paused,
                 counts=dict(Counter(self._states.values())),
                 views=[view.name for view in self.views],
+                wall=wall is not None,
+                rotate=wall.rotate if wall is not None else 0.0,
             ),
             engine.clock.wall,
         )
+        self.keys_bar = KeysBar()
+        if wall is not None:
+            self.add_class("-wall")
+            self.header.add_class("-wall")
+            self.keys_bar.display = False
         self._panels: dict[str, list[ProbePanel]] = {}
         self.open_detail: Callable[[str], None] | None = None
         if config.shows_production_frame:
@@ -199,7 +218,7 @@ class DashboardScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield self.header
-        yield KeysBar()
+        yield self.keys_bar
         with Container(id="views"):
             yield from self.grids
             if not self.grids:
@@ -267,7 +286,7 @@ class DashboardScreen(Screen[None]):
         return focused if isinstance(focused, ProbePanel) else None
 
     def _focus_remembered(self) -> None:
-        if not self.grids:
+        if not self.grids or self.wall is not None:
             return
         grid = self.current_grid
         panels = grid.panels()
@@ -288,6 +307,14 @@ class DashboardScreen(Screen[None]):
         self.grids[index].set_live(True)
         self.header.info.update_model(current_view=index)
         self.call_after_refresh(self._focus_remembered)
+
+    def rotate(self) -> int:
+        """Wall mode's timer: show the next view by the rule in ui/wall.py (views are only
+        shown and hidden, never rebuilt, so weeks of rotation allocate nothing new)."""
+        crit = [pid for pid, state in self._states.items() if state is State.CRIT]
+        target = next_view(self.current, self._view_probes, crit)
+        self.action_show_view(target)
+        return self.current
 
     def action_move(self, direction: str) -> None:
         panel = self.focused_panel()

@@ -26,6 +26,7 @@ from opstui.ui.format import fit_parts, state_label, truncate
 SEPARATOR = " │ "
 RO_TEXT = "[RO]🔒"
 PAUSED_TEXT = "⏸ PAUSED"
+WALL_TEXT = "WALL"
 
 
 _TIE_ORDER = [
@@ -53,6 +54,10 @@ class HeaderModel:
     counts: dict[State, int] = field(default_factory=dict)
     views: list[str] = field(default_factory=list)
     current_view: int = 0
+    wall: bool = False
+    """Wall mode: a WALL flag (with the rotation period) and the current view always named
+    with its place (`2/3:Queues`), readable from across the room without colour."""
+    rotate: float = 0.0
 
 
 def summary_entries(counts: dict[State, int]) -> list[tuple[State, str]]:
@@ -138,6 +143,8 @@ class HeaderInfo(Widget):
             flags.append((RO_TEXT, "header--flag"))
         if self.model.paused:
             flags.append((PAUSED_TEXT, "header--flag"))
+        if self.model.wall:
+            flags.append((wall_text(self.model.rotate), "header--flag"))
         return flags
 
     def _views_text(self, width: int) -> Text:
@@ -146,7 +153,7 @@ class HeaderInfo(Widget):
             return Text("")
         names = [f"{index + 1}:{name}" for index, name in enumerate(model.views)]
         text = Text(end="")
-        if cell_len(" ".join(names)) > width:
+        if model.wall or cell_len(" ".join(names)) > width:
             # Not all fit: the current one, with its place among them ("4/6:Workers").
             current = model.current_view
             label = f"{current + 1}/{len(names)}:{model.views[current]}"
@@ -227,6 +234,14 @@ class HeaderInfo(Widget):
         return [top, bottom]
 
 
+def wall_text(rotate: float) -> str:
+    """`WALL ⟳30s` (views rotate every 30 s), or `WALL` when they do not rotate."""
+    if rotate <= 0:
+        return WALL_TEXT
+    seconds = f"{rotate:g}s" if rotate < 60 or rotate % 60 else f"{rotate / 60:g}m"
+    return f"{WALL_TEXT} ⟳{seconds}"
+
+
 class HeaderClock(Widget):
     """HH:MM:SS from the engine's clock; ticks once a second through `tick`."""
 
@@ -258,6 +273,7 @@ class DashboardHeader(Horizontal):
 
     DEFAULT_CSS = """
     DashboardHeader { height: auto; background: $panel; dock: top; }
+    DashboardHeader.-wall HeaderClock { color: $foreground; text-style: bold; }
     """
 
     def __init__(self, model: HeaderModel, wall: Callable[[], float]) -> None:

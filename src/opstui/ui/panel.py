@@ -54,7 +54,10 @@ def _state_css() -> str:
         rules.append(
             f"ProbePanel.-{state.value} {{ border: round {var}; }}\n"
             f"ProbePanel.-{state.value}:focus {{ border: heavy {var}; }}\n"
-            f"ProbePanel > .panel--{state.value} {{ color: {var}; text-style: {style}; }}"
+            f"ProbePanel > .panel--{state.value} {{ color: {var}; text-style: {style}; }}\n"
+            # Wall mode: the state word as a block of colour, heavy borders, read from afar.
+            f"ProbePanel.-wall.-{state.value} {{ border: heavy {var}; }}\n"
+            f"ProbePanel.-wall > .panel--{state.value} {{ text-style: bold reverse; }}"
         )
     return "\n".join(rules)
 
@@ -98,9 +101,16 @@ class ProbePanel(Widget, can_focus=True):
     """ + _state_css()
 
     def __init__(
-        self, snapshot: ProbeSnapshot, clock: Clock, *, value_name: str | None = None
+        self,
+        snapshot: ProbeSnapshot,
+        clock: Clock,
+        *,
+        value_name: str | None = None,
+        wall: bool = False,
     ) -> None:
         super().__init__()
+        self.wall = wall
+        """Wall mode: never focused (no highlight), state word drawn as a reversed block."""
         self._snapshot = snapshot
         self._clock = clock
         self._lines: list[Text] = []
@@ -116,6 +126,9 @@ class ProbePanel(Widget, can_focus=True):
         """False while the panel's view is hidden: snapshots are kept, nothing is drawn."""
         self.border_title = snapshot.title
         self.add_class(f"-{snapshot.state.value}")
+        if wall:
+            self.can_focus = False
+            self.add_class("-wall")
 
     def on_mount(self) -> None:
         if self._value_name is None:
@@ -349,6 +362,8 @@ class ProbePanel(Widget, can_focus=True):
             if age is not None:
                 extras.append(format_age(age) + " ago")
         style = self._style(f"panel--{state.value}")
+        if self.wall:
+            return self._wall_status_line(state, label, extras, width, style)
         if state is State.CRIT:
             text = f" {label} " if cell_len(label) + 2 <= width else label
             return Text(truncate(text, width), style=style, end=""), True
@@ -365,6 +380,21 @@ class ProbePanel(Widget, can_focus=True):
             return Text(truncate(label, width), style=style, end=""), False
         text = fit_parts([label, *extras], width)
         return Text(text, style=style, end=""), True
+
+    def _wall_status_line(
+        self, state: State, label: str, extras: list[str], width: int, style: Style
+    ) -> tuple[Text, bool]:
+        """` ● OK ` as a block of colour, then the extras (age, retry) in plain muted text;
+        a no-data reason goes on the next line (the block leaves no room for it)."""
+        block = f" {label} " if cell_len(label) + 2 <= width else label
+        line = Text(truncate(block, width), style=style, end="")
+        room = width - cell_len(line.plain) - 1
+        rest = fit_parts(extras, room) if extras and room >= 4 else ""
+        if rest:
+            line.append(" " + rest, style=self._style("panel--muted"))
+        reading = self._snapshot.reading
+        reason = reading.no_data if reading is not None else None
+        return line, not (state is State.NODATA and reason)
 
     def _value_line(self, snapshot: ProbeSnapshot, now: float, width: int) -> Text:
         value = value_text(snapshot.value, _unit(snapshot), self._value_name)

@@ -1,20 +1,33 @@
 """`opstui` with no sub-command: build the engine and the app, run it, return an exit code.
 
-Whatever goes wrong, the terminal gets one line and the log file gets the details.
+Whatever goes wrong, the terminal gets one line and the log file gets the details. When the
+terminal goes away (SIGHUP: the ssh session dropped, the tmux pane closed) or the process is
+asked to stop (SIGTERM), the app leaves as on `q`: the engine stops, the terminal is restored
+as far as it still exists, and the exit code is 128 + the signal (129, 143), no traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
 from platformdirs import user_log_path
 
 from opstui.config.models import Config
 from opstui.engine.scheduler import Engine
 from opstui.ui.themes import load_themes, resolve_theme_name
+from opstui.ui.wall import WallOptions
+
+if TYPE_CHECKING:
+    from opstui.ui.app import OpstuiApp
 
 log = logging.getLogger("opstui")
 
@@ -22,6 +35,40 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+
+_WALL: ContextVar[WallOptions | None] = ContextVar("opstui_wall", default=None)
+
+
+@contextlib.contextmanager
+def wall_mode(options: WallOptions | None) -> Iterator[None]:
+    """Run the TUI started inside this block in wall mode: for commands (`opstui demo
+    --wall`) that reach run_tui through code that does not pass the options along."""
+    token = _WALL.set(options)
+    try:
+        yield
+    finally:
+        _WALL.reset(token)
+
+
+@contextlib.contextmanager
+def exit_on_signals(app: OpstuiApp) -> Iterator[None]:
+    """SIGHUP and SIGTERM make the app exit with 128 + the signal while it runs; the
+    handlers that were there before (a caller's, the default) come back afterwards."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        app.exit_on_signal(128 + signum)
+
+    previous: dict[signal.Signals, object] = {}
+    for sig in EXIT_SIGNALS:
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            with contextlib.suppress(ValueError, OSError, TypeError):
+                signal.signal(sig, old)  # type: ignore[arg-type]
 
 
 def log_file() -> Path:
@@ -45,8 +92,17 @@ def _attach_log_file() -> tuple[Path, logging.Handler | None]:
     return path, handler
 
 
-def run_tui(config: Config, *, theme: str | None = None, read_only: bool = False) -> int:
-    """Run the dashboard until the user quits; 0 on a clean exit, 1 on a failure, 2 on usage."""
+def run_tui(
+    config: Config,
+    *,
+    theme: str | None = None,
+    read_only: bool = False,
+    wall: WallOptions | None = None,
+) -> int:
+    """Run the dashboard until the user quits; 0 on a clean exit, 1 on a failure, 2 on usage,
+    129/143 when SIGHUP/SIGTERM ended it. `wall` (or an enclosing `wall_mode`) runs it as a
+    read-only wall screen."""
+    wall = wall if wall is not None else _WALL.get()
     try:
         resolve_theme_name(theme or config.theme, load_themes())
     except ValueError as exc:
@@ -57,10 +113,13 @@ def run_tui(config: Config, *, theme: str | None = None, read_only: bool = False
         from opstui.ui.app import OpstuiApp, build_runner
 
         engine = Engine(config)
-        read_only = read_only or config.read_only
+        read_only = read_only or config.read_only or wall is not None
         runner = build_runner(engine, read_only=read_only)
-        app = OpstuiApp(engine, theme=theme, read_only=read_only, runner=runner)
-        app.run()
+        app = OpstuiApp(
+            engine, theme=theme, read_only=read_only, runner=runner, wall=wall, auto_bastion=True
+        )
+        with exit_on_signals(app):
+            app.run()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except Exception as exc:
@@ -75,4 +134,7 @@ def run_tui(config: Config, *, theme: str | None = None, read_only: bool = False
         print(f"opstui: {app.failure} (details in {path})", file=sys.stderr)
         return EXIT_FAILED
     code = app.return_code
+    if code in {128 + sig for sig in EXIT_SIGNALS}:
+        assert code is not None
+        return code
     return EXIT_OK if code in (None, 0) else EXIT_FAILED
