@@ -26,9 +26,8 @@ import yaml
 
 from opstui.demo.aws import DemoEcs, apply_env, demo_aws_env, moto_available, restore_env
 from opstui.demo.redis_backend import DemoRedis, start_redis
-from opstui.demo.runner import WorldRunner
+from opstui.demo.runner import demo_runner
 from opstui.demo.server import DemoServer
-from opstui.demo.world import World
 
 TEMPLATE = Path(__file__).with_name("demo.yaml")
 SEED = 7
@@ -140,8 +139,8 @@ def start_backends(
             backends.notices.append(
                 "demo: no ECS panel (moto is not installed: pip install 'opstui[demo]')"
             )
-        runner = WorldRunner(
-            World(seed=seed),
+        runner = demo_runner(
+            seed,
             redis_url=backends.redis.url,
             ecs_tasks=backends.ecs.desired_count if backends.ecs is not None else None,
         )

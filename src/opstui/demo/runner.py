@@ -5,21 +5,24 @@ monotonic time since start and its commands go to Redis in one pipeline, which a
 the queue's meta.paused flag back (so a pause made in Redis stops the workers). A failed
 write marks the mirror dirty and the next good tick rewrites the keys whole. Every second the
 ECS service's desiredCount (a blocking boto3 call, run in a worker thread) sizes the workers.
+`speed` runs the world's clock faster than the wall clock (tests, rehearsals); `demo_runner`
+builds the one `opstui demo` uses, with the guided incident unless OPSTUI_DEMO_CALM is set.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from opstui.demo.world import World
+from opstui.demo.world import Incident, World
 
 Monotonic = Callable[[], float]
 TasksReader = Callable[[], int | None]
@@ -28,6 +31,9 @@ TICK = 0.25
 ECS_EVERY = 1.0
 REDIS_TIMEOUT = 2.0
 ECS_TIMEOUT = 5.0
+CALM_ENV = "OPSTUI_DEMO_CALM"
+SPEED_ENV = "OPSTUI_DEMO_SPEED"
+MAX_SPEED = 20.0
 
 
 class WorldRunner:
@@ -41,8 +47,12 @@ class WorldRunner:
         ecs_tasks: TasksReader | None = None,
         tick: float = TICK,
         clock: Monotonic = time.monotonic,
+        speed: float = 1.0,
     ) -> None:
+        if not 0 < speed <= MAX_SPEED:
+            raise ValueError(f"world speed must be in (0, {MAX_SPEED:g}], got {speed:g}")
         self.world = world
+        self.speed = speed
         self.redis_url = redis_url
         self.ecs_tasks = ecs_tasks
         self.tick = tick
@@ -73,7 +83,7 @@ class WorldRunner:
     async def _ticks(self) -> None:
         started = self.clock()
         while True:
-            commands = self.world.advance(self.clock() - started)
+            commands = self.world.advance((self.clock() - started) * self.speed)
             if self.redis_url is not None:
                 await self._mirror(commands)
             self.ticks += 1
@@ -127,3 +137,25 @@ class WorldRunner:
             if tasks is not None:
                 self.world.set_tasks(tasks)
             await asyncio.sleep(ECS_EVERY)
+
+
+def demo_runner(
+    seed: int,
+    *,
+    redis_url: str | None,
+    ecs_tasks: TasksReader | None,
+    env: Mapping[str, str] = os.environ,
+) -> WorldRunner:
+    """The runner `opstui demo` ticks: the guided incident on, unless OPSTUI_DEMO_CALM is
+    set (1/true/yes); the world's clock sped up by OPSTUI_DEMO_SPEED (1 to 20, default 1).
+    Raise RuntimeError with a one-line message for a speed that is not a number in range."""
+    calm = env.get(CALM_ENV, "").strip().lower() in ("1", "true", "yes", "on")
+    raw = env.get(SPEED_ENV, "").strip() or "1"
+    try:
+        speed = float(raw)
+    except ValueError:
+        raise RuntimeError(f"{SPEED_ENV}={raw!r} is not a number") from None
+    if not 1 <= speed <= MAX_SPEED:
+        raise RuntimeError(f"{SPEED_ENV}={raw!r} must be between 1 and {MAX_SPEED:g}")
+    world = World(seed=seed, incident=None if calm else Incident())
+    return WorldRunner(world, redis_url=redis_url, ecs_tasks=ecs_tasks, speed=speed)

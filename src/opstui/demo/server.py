@@ -55,6 +55,9 @@ def _json(body: object, status: int = 200, content_type: str = "application/json
 
 
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
+LAG_WARN_MS = 50.0
+LAG_FAIL_MS = 100.0
+"""Event-loop lag limits of the service's /health (the world's lag follows its backlog)."""
 
 
 def _level(value: float, warn: float, fail: float) -> str:
@@ -65,17 +68,23 @@ def anclora_health(runner: WorldRunner) -> tuple[dict[str, object], int]:
     """The Anclora service's /health (IETF health+json, seed 000): memory and event loop
     from the world, and Redis as the world's last write to it went."""
     figures = runner.world.health()
+    lag = figures.event_loop_lag_ms
+    event_loop: dict[str, object] = {
+        "componentId": "lag", "componentType": "system", "observedValue": round(lag, 1),
+        "observedUnit": "ms", "status": _level(lag, LAG_WARN_MS, LAG_FAIL_MS),
+    }
+    if event_loop["status"] != "pass":  # the reason the health panel shows
+        event_loop["output"] = (
+            f"event loop lag {lag:.0f} ms (warn {LAG_WARN_MS:g}, fail {LAG_FAIL_MS:g}) with "
+            f"{runner.world.backlog} jobs waiting"
+        )
     checks: dict[str, list[dict[str, object]]] = {
         "memory": [
             {"componentId": "heapUsed", "componentType": "system",
              "observedValue": round(figures.heap_mib, 1), "observedUnit": "MiB",
              "status": _level(figures.heap_mib, 768, 0.9 * figures.heap_limit_mib)}
         ],
-        "eventLoop": [
-            {"componentId": "lag", "componentType": "system",
-             "observedValue": round(figures.event_loop_lag_ms, 1), "observedUnit": "ms",
-             "status": _level(figures.event_loop_lag_ms, 50, 100)}
-        ],
+        "eventLoop": [event_loop],
     }
     if runner.redis_url is not None and runner.redis_ok is not None:
         redis: dict[str, object] = {"componentType": "datastore",

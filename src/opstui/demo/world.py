@@ -12,9 +12,10 @@ that mirror those changes into the queue's keys exactly as BullMQ v6 lays them o
   last `keep_failed`, and `:meta` HASH whose `paused` flag stops the workers.
 
 Workers are ECS running tasks x per-task concurrency; `set_tasks()` resizes them, so scaling
-the service really drains a backlog. Arrival rate drifts slowly and now and then a burst (a
-campaign send) outpaces the workers for a while; durations drift and have a slow tail. This
-is the live background; scripted incidents are not part of it.
+the service really drains a backlog. Arrival rate drifts slowly and now and then a burst
+outpaces the workers for a while; durations drift and have a slow tail. That is the live
+background. An optional `Incident` (the guided incident of `opstui demo`) adds a campaign
+send on the world's own clock that two tasks cannot keep up with and four can.
 """
 
 from __future__ import annotations
@@ -52,6 +53,46 @@ class WorldSettings:
     keep_failed: int = 5000
     burst_every: float = 240.0
     burst_factor: float = 1.6
+    lag_per_job_ms: float = 1 / 55
+    lag_slowdown_ms: float = 600.0
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A campaign send on the world's clock: extra arrivals that outgrow two tasks.
+
+    Calm until `start`; the campaign ramps up to `peak_extra` jobs/s over `ramp` seconds and
+    holds it for `peak_for` (the backlog passes 1,000 then 5,000 and the event loop lags), then
+    eases to `sustain_extra`, still more than two tasks can take but well under what four can,
+    and stops `length` seconds after it started, so a world nobody scales recovers by itself.
+    """
+
+    start: float = 20.0
+    ramp: float = 8.0
+    peak_extra: float = 170.0
+    peak_for: float = 40.0
+    ease: float = 20.0
+    sustain_extra: float = 70.0
+    length: float = 240.0
+
+    @property
+    def end(self) -> float:
+        return self.start + self.length
+
+    def extra_rate(self, t: float) -> float:
+        """The campaign's own arrivals per second at `t` (0 outside it)."""
+        if t < self.start or t >= self.end:
+            return 0.0
+        into = t - self.start
+        if into < self.ramp:
+            return self.peak_extra * into / self.ramp
+        into -= self.ramp
+        if into < self.peak_for:
+            return self.peak_extra
+        into -= self.peak_for
+        if into < self.ease:
+            return self.peak_extra + (self.sustain_extra - self.peak_extra) * into / self.ease
+        return self.sustain_extra
 
 
 @dataclass(order=True)
@@ -80,8 +121,10 @@ class World:
         settings: WorldSettings | None = None,
         *,
         epoch_ms: int = 1_767_225_600_000,
+        incident: Incident | None = None,
     ) -> None:
         self.settings = settings or WorldSettings()
+        self.incident = incident
         self.rng = random.Random(seed)
         self.epoch_ms = epoch_ms
         self.metrics = WorldMetrics(self.settings.queue)
@@ -140,21 +183,24 @@ class World:
         return len(self.wait) + len(self.prioritized)
 
     def arrival_rate(self, t: float) -> float:
-        """Jobs per second at `t`: a slow daily-like swell, a faster wobble, and bursts."""
+        """Jobs per second at `t`: a slow daily-like swell, a faster wobble, bursts, and the
+        incident's campaign when there is one."""
         s = self.settings
         rate = s.base_rate * (1 + 0.3 * math.sin(2 * math.pi * t / 600) + 0.12 * math.sin(
             2 * math.pi * t / 53 + 1.0))
         self._plan_bursts(t)
+        campaign = self.incident.extra_rate(t) if self.incident is not None else 0.0
         for start, length in self._bursts:
-            if start <= t < start + length:
+            if start <= t < start + length and campaign == 0.0:  # the campaign is the burst
                 rate *= s.burst_factor
+        rate += campaign
         return max(rate, 0.0)
 
     def health(self) -> HealthFigures:
         """Heap grows with jobs held in memory; event-loop lag grows with the backlog."""
         held = self.backlog + len(self.running) + len(self.delayed)
         heap = 210.0 + 18.0 * math.sin(2 * math.pi * self.now / 420) + held * 0.012
-        lag = 2.5 + held / 90.0 + 1.5 * abs(math.sin(self.now * 1.7))
+        lag = 2.5 + held * self.settings.lag_per_job_ms + 1.5 * abs(math.sin(self.now * 1.7))
         return HealthFigures(heap_mib=heap, heap_limit_mib=1024.0, event_loop_lag_ms=lag)
 
     def reset_commands(self) -> list[Command]:
@@ -260,7 +306,7 @@ class World:
         """Lognormal around a drifting median, slower when the event loop lags, rare outliers."""
         s = self.settings
         median = s.median_duration * (1 + 0.35 * math.sin(2 * math.pi * self.now / 300 + 0.5))
-        median *= 1 + self.health().event_loop_lag_ms / 200.0
+        median *= 1 + self.health().event_loop_lag_ms / s.lag_slowdown_ms
         value = median * math.exp(self.rng.gauss(0.0, s.duration_spread))
         if self.rng.random() < 0.01:
             value *= 6
