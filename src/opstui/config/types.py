@@ -70,7 +70,7 @@ def format_duration(seconds: float) -> str:
     if seconds < 1:
         return f"{round(seconds * 1000)}ms"
     if seconds < 60:
-        return f"{seconds:g}s"
+        return f"{seconds:.3g}s"  # 28.0303 -> 28s; 1.5 -> 1.5s
     minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m{secs}s" if secs else f"{minutes}m"

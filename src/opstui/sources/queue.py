@@ -241,7 +241,7 @@ def _facts(
     facts = [(name.replace("_", " "), f"{count:,}") for name, count in counts.items()]
     if flags.get("is_paused") is True:
         facts.insert(0, ("state", "PAUSED"))
-    for name, label in (("completed_per_s", "done/s"), ("failed_per_s", "failed/s")):
+    for name, label in (("completed_per_s", "done"), ("failed_per_s", "failing")):
         rate = fields.get(name)
         if isinstance(rate, float):
             facts.append((label, _rate_text(rate)))
