@@ -8,12 +8,10 @@ task first, so the confirm modal can say "desired 4 -> 8 (running 4, pending 0)"
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import shlex
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 from opstui.actions.base import (
     Classification,
@@ -25,13 +23,13 @@ from opstui.actions.base import (
     Progress,
     Verdict,
 )
+from opstui.actions.cancel import until_cancelled
 from opstui.actions.context import ExecutionContext
 from opstui.config.kinds.aws import AwsConnection
 from opstui.config.types import redact
 from opstui.sources.aws_client import AwsClient, get_ecs_client, match_services
 from opstui.sources.base import ProbeError
 
-T = TypeVar("T")
 READ_OPS = frozenset({"describe_services", "list_tasks"})
 MUTATING_OPS = frozenset({"force_new_deployment", "set_desired_count", "stop_task"})
 MAX_TASKS = 100
@@ -250,25 +248,6 @@ async def list_tasks(
         return []
     described = await client.call("describe_tasks", cluster=cluster, tasks=arns, time_limit=limit)
     return list(described.get("tasks") or [])
-
-
-async def until_cancelled(work: Awaitable[T], progress: Progress) -> T | None:
-    """Await `work` unless `progress.cancel` is set first (then cancel it and return None)."""
-    task = asyncio.ensure_future(work)
-    cancel = asyncio.ensure_future(progress.cancel.wait())
-    try:
-        await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:  # our caller gave up (the runner's deadline): so does work
-        task.cancel()
-        raise
-    finally:
-        cancel.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, ProbeError, StepProblem):
-        await task
-    return None
 
 
 # --- words ------------------------------------------------------------------------------------

@@ -13,8 +13,6 @@ not match), so the output pane shows what redis-cli would, not redis-py's parsed
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +29,7 @@ from opstui.actions.base import (
     Progress,
     Verdict,
 )
+from opstui.actions.cancel import until_cancelled
 from opstui.actions.context import ExecutionContext
 from opstui.config.kinds.redis import RedisConnection
 from opstui.config.models import Config
@@ -585,25 +584,6 @@ async def preview_flushall(client: RedisClient) -> str:
             dbs += 1
             total += int(line.split("keys=", 1)[1].split(",", 1)[0])
     return f"FLUSHALL removes {total:,} keys in {dbs} databases"
-
-
-async def until_cancelled(work: Any, progress: Progress) -> Any | None:
-    """Await `work` unless `progress.cancel` is set first (then cancel it and return None)."""
-    task = asyncio.ensure_future(work)
-    cancel = asyncio.ensure_future(progress.cancel.wait())
-    try:
-        await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:  # our caller gave up (the runner's deadline): so does work
-        task.cancel()
-        raise
-    finally:
-        cancel.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, ProbeError):
-        await task
-    return None
 
 
 # --- formatting replies like redis-cli ----------------------------------------------------------

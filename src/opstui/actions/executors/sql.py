@@ -29,6 +29,7 @@ from opstui.actions.base import (
     Progress,
     Verdict,
 )
+from opstui.actions.cancel import until_cancelled
 from opstui.actions.context import ExecutionContext
 from opstui.config.kinds.postgres import PostgresConnection
 from opstui.config.types import Secret, format_duration, redact, reveal
@@ -255,25 +256,6 @@ def _is_query(sql: str) -> bool:
     """A plain query (a cursor may page it); DML with RETURNING runs to its end at once."""
     head = sql.lstrip().split(None, 1)[0].lower() if sql.strip() else ""
     return head in ("select", "with", "values", "table", "show", "explain")
-
-
-async def until_cancelled(work: Awaitable[T], progress: Progress) -> T | None:
-    """Await `work` unless `progress.cancel` is set first (then cancel it and return None)."""
-    task = asyncio.ensure_future(work)
-    cancel = asyncio.ensure_future(progress.cancel.wait())
-    try:
-        await asyncio.wait({task, cancel}, return_when=asyncio.FIRST_COMPLETED)
-    except asyncio.CancelledError:  # our caller gave up (the runner's deadline): so does work
-        task.cancel()
-        raise
-    finally:
-        cancel.cancel()
-    if task.done():
-        return task.result()
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError, ProbeError):
-        await task
-    return None
 
 
 # --- words ----------------------------------------------------------------------------------
