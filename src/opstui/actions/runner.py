@@ -40,6 +40,7 @@ from opstui.config.runbooks import Runbook
 from opstui.config.types import Secret
 from opstui.engine.clock import Clock, SystemClock
 from opstui.engine.events import Event, EventKind, Timeline
+from opstui.sources.errors import one_line
 from opstui.sources.registry import ClientPool
 
 __all__ = ["ActionError", "ConfirmToken", "Refused", "Runner"]
@@ -47,7 +48,6 @@ __all__ = ["ActionError", "ConfirmToken", "Refused", "Runner"]
 VIAS = ("modal", "prompt", "--yes")
 GRACE = 10.0
 """Seconds past a step's timeout before the runner itself stops waiting for the executor."""
-_SUMMARY_LIMIT = 200
 
 
 class ActionError(Exception):
@@ -58,9 +58,6 @@ class Refused(ActionError):
     """The gate said no: read-only mode, no/used/foreign token, wrong typed target."""
 
 
-def _one_line(text: str, limit: int = _SUMMARY_LIMIT) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _secrets_in(value: Any, seen: set[int] | None = None) -> Iterator[str]:
@@ -298,7 +295,7 @@ class Runner:
             async with asyncio.timeout(step.timeout + GRACE):
                 verdict = await executor.classify(step, self._ctx)
         except Exception as exc:
-            reason = _one_line(self.audit.scrub(str(exc) or type(exc).__name__), 120)
+            reason = one_line(self.audit.scrub(str(exc) or type(exc).__name__), 120)
             return Verdict(Classification.MUTATING, f"cannot classify ({reason}): assumed mutating")
         if not verdict.reason.endswith("assumed mutating"):  # a guess is asked again next time
             self._verdicts[fingerprint] = verdict
@@ -316,7 +313,7 @@ class Runner:
             async with asyncio.timeout(step.timeout + GRACE):
                 return await executor.preview(step, self._ctx)
         except Exception as exc:
-            reason = _one_line(self.audit.scrub(str(exc) or type(exc).__name__))
+            reason = one_line(self.audit.scrub(str(exc) or type(exc).__name__))
             return Preview((), error=f"preview failed: {reason}")
 
     # --- confirming and running ----------------------------------------------------------------
@@ -349,7 +346,7 @@ class Runner:
                 at=self._clock.monotonic(),
                 wall=self._clock.wall(),
                 kind=kind,
-                message=_one_line(self.audit.scrub(message), 400),
+                message=one_line(self.audit.scrub(message), 400),
                 runbook_id=step.runbook_id if step is not None else runbook_id,
                 action_id=step.action_id if step is not None else action_id,
             )
@@ -469,7 +466,7 @@ class Runner:
         except TimeoutError:
             outcome = Outcome(ok=False, summary="timed out", error="timed out")
         except Exception as exc:  # an executor must not raise; if one does, say why
-            reason = _one_line(str(exc) or type(exc).__name__)
+            reason = one_line(str(exc) or type(exc).__name__)
             outcome = Outcome(ok=False, summary=f"failed: {reason}", error=reason)
         if not outcome.duration:
             outcome = replace(outcome, duration=self._clock.monotonic() - started)

@@ -19,13 +19,14 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from opstui.config.kinds.aws import AwsConnection
 from opstui.config.types import format_duration, reveal
 from opstui.sources.base import Client, ProbeError
+from opstui.sources.errors import exception_chain, one_line
 from opstui.sources.registry import ClientPool
 
 BATCH_WINDOW = 0.5
@@ -293,8 +294,8 @@ def aws_error(exc: BaseException, timeout: float) -> ProbeError:
     """A short reason for a failed AWS call, judged from the innermost cause outwards."""
     from botocore import exceptions as bx  # type: ignore[import-untyped]
 
-    chain = list(_chain(exc))
-    detail = _one_line(str(chain[-1]) or type(chain[-1]).__name__)
+    chain = list(exception_chain(exc))
+    detail = one_line(str(chain[-1]) or type(chain[-1]).__name__)
     for cause in chain:
         if isinstance(cause, bx.ClientError):
             return _client_error(cause, detail)
@@ -348,16 +349,4 @@ def _client_error(exc: Any, detail: str) -> ProbeError:
     return ProbeError(code, detail=detail)
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc, its cause, the cause's cause... (context when no explicit cause), loop-safe."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from opstui.sources.errors import one_line
+
 Aggregate = Literal["sum", "max", "min", "avg"]
 LabelSet = tuple[tuple[str, str], ...]
 """A series' labels, sorted by name: hashable, so it can key a scrape's values."""
@@ -49,7 +51,7 @@ def parse_exposition(text: str) -> Exposition:
                     (sample.name, tuple(sorted(sample.labels.items())), float(sample.value))
                 )
     except Exception as exc:  # the parser raises ValueError, IndexError, KeyError...
-        raise ExpositionError(_one_line(str(exc)) or type(exc).__name__) from exc
+        raise ExpositionError(one_line(str(exc), 120) or type(exc).__name__) from exc
     return Exposition(tuple(samples), types)
 
 
@@ -200,7 +202,3 @@ def label_text(labels: LabelSet, *, skip: Iterable[str] = ()) -> str:
     inner = ",".join(f'{k}="{v}"' for k, v in labels if k not in hidden)
     return "{" + inner + "}"
 
-
-def _one_line(text: str, limit: int = 120) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

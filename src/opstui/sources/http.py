@@ -19,7 +19,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -29,6 +29,7 @@ from opstui import __version__
 from opstui.config.models import HttpConnection, is_sensitive_header
 from opstui.config.types import Secret, format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
+from opstui.sources.errors import exception_chain, one_line
 from opstui.sources.registry import ClientPool
 
 Transport = Literal["aiohttp", "httpx"]
@@ -270,8 +271,8 @@ _ERRNO_REASONS = {
 
 def probe_error(exc: BaseException, timeout: float, connection: HttpConnection) -> ProbeError:
     """A short reason for a transport failure, judged from the innermost cause outwards."""
-    chain = list(_chain(exc))
-    detail = _one_line(str(chain[-1]) or type(chain[-1]).__name__)
+    chain = list(exception_chain(exc))
+    detail = one_line(str(chain[-1]) or type(chain[-1]).__name__)
     for cause in reversed(chain):
         found = _root_reason(cause, timeout, connection)
         if found is not None:
@@ -284,14 +285,6 @@ def probe_error(exc: BaseException, timeout: float, connection: HttpConnection) 
     return ProbeError(f"request failed: {type(exc).__name__}", detail=detail)
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc, its cause, the cause's cause... (context when no explicit cause), loop-safe."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def _root_reason(
@@ -368,7 +361,3 @@ def _shown_value(name: str, value: HeaderValue) -> str:
         return redact(value)
     return "***" if is_sensitive_header(name) else value
 
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

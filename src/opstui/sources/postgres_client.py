@@ -18,7 +18,7 @@ import contextlib
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
@@ -26,6 +26,7 @@ import asyncpg
 from opstui.config.kinds.postgres import PostgresConnection
 from opstui.config.types import format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
+from opstui.sources.errors import exception_chain
 from opstui.sources.registry import ClientPool
 
 if TYPE_CHECKING:
@@ -178,7 +179,7 @@ def get_postgres_client(
 
 def probe_error(exc: BaseException, timeout: float, connection: PostgresConnection) -> ProbeError:
     """A short reason for a failure, judged from the innermost cause outwards."""
-    chain = list(_chain(exc))
+    chain = list(exception_chain(exc))
     telling = [c for c in chain if not isinstance(c, asyncio.CancelledError)] or chain
     detail = _clean(str(telling[-1]) or type(telling[-1]).__name__, connection)
     for cause in chain:
@@ -189,13 +190,6 @@ def probe_error(exc: BaseException, timeout: float, connection: PostgresConnecti
     return ProbeError(f"query failed: {type(exc).__name__}", detail=detail)
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
 
 def _reason(

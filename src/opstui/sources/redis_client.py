@@ -12,7 +12,7 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,6 +24,7 @@ from redis.backoff import NoBackoff
 from opstui.config.kinds.redis import RedisConnection
 from opstui.config.types import format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
+from opstui.sources.errors import exception_chain, one_line
 from opstui.sources.registry import ClientPool
 
 CLIENT_NAME = "opstui"
@@ -160,8 +161,8 @@ def _is_auth_reply(reply: rexc.ResponseError) -> bool:
 
 def redis_error(exc: BaseException, timeout: float) -> ProbeError:
     """A short reason for a failed Redis call, judged from the innermost cause outwards."""
-    chain = list(_chain(exc))
-    detail = _one_line(" <- ".join(str(c) or type(c).__name__ for c in chain))
+    chain = list(exception_chain(exc))
+    detail = one_line(" <- ".join(str(c) or type(c).__name__ for c in chain))
     for cause in reversed(chain):
         found = _root_reason(cause, timeout)
         if found is not None:
@@ -210,7 +211,7 @@ def _redis_reason(exc: BaseException, timeout: float) -> tuple[str, str | None] 
     if isinstance(exc, rexc.BusyLoadingError) or text.startswith("LOADING"):
         return "LOADING", "Redis is loading its dataset into memory"
     if isinstance(exc, rexc.NoPermissionError) or text.startswith("NOPERM"):
-        return "NOPERM: " + _one_line(text.removeprefix("NOPERM").strip(), 60), (
+        return "NOPERM: " + one_line(text.removeprefix("NOPERM").strip(), 60), (
             "the ACL user lacks a command or key this probe reads"
         )
     if isinstance(exc, rexc.MaxConnectionsError):
@@ -226,20 +227,8 @@ def _redis_reason(exc: BaseException, timeout: float) -> tuple[str, str | None] 
             return "DNS: cannot resolve host", "check the host in url"
         return "cannot connect", None
     if isinstance(exc, rexc.ResponseError):
-        return _one_line(text, 60), None
+        return one_line(text, 60), None
     return None
 
 
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    """exc, its cause, the cause's cause... (context when no explicit cause), loop-safe."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
 
-
-def _one_line(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
