@@ -113,6 +113,9 @@ def config(
     return load_example(
         "whatsapp-agent.yaml",
         {
+            # opstui substitutes ${DB_USER} in shell argv when it loads the config
+            "DB_USER": DB_USER,
+            "DB_NAME": "whatsapp_agent",
             "WHATSAPP_AGENT_ENV": "staging",
             "WHATSAPP_AGENT_URL": url,
             "WHATSAPP_AGENT_PUBLIC_URL": url,
