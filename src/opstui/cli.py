@@ -122,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                      help="refuse every mutating action")
 
+    export = sub.add_parser(
+        "export", help="poll every probe without a UI and serve Prometheus metrics"
+    )
+    _common(export, suppress=True)
+    export.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464",
+                        help="address for /metrics and /healthz (default 127.0.0.1:9464; "
+                        "port 0 picks a free one)")
+
     demo = sub.add_parser("demo", help="run the dashboard against a local stand-in service")
     _tui_options(demo, suppress=True)
     demo.add_argument("--port", type=int, default=0, help="stand-in port (default: any free)")
@@ -506,6 +514,24 @@ def cmd_run(
     )
 
 
+def cmd_export(config_arg: str | None, listen: str) -> int:
+    from opstui.config.loader import ConfigError
+    from opstui.export.server import ExportError, parse_listen, serve
+
+    try:
+        host, port = parse_listen(listen)
+    except ExportError as exc:
+        return _fail(str(exc))
+    try:
+        config = _load(config_arg)
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    try:
+        return asyncio.run(serve(config, host, port))
+    except ExportError as exc:
+        return _fail(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -527,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 read_only=args.read_only,
                 confirm_target=args.confirm_target,
             )
+        if args.command == "export":
+            return cmd_export(args.config, args.listen)
         try:
             wall = _wall_options(args.wall, args.rotate)
         except ValueError as exc:
