@@ -5,7 +5,6 @@ make. Every probe reads real data; every runbook is walked end to end through a 
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 
 from opstui.actions.base import Classification
 from opstui.config.models import Config
@@ -23,6 +21,7 @@ from opstui.engine.check import check_once
 from opstui.states import State
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
+from tests.servers.started import app_in_thread, postgres_with_database, redis_started
 from tests.support import require_binary
 from tests.systems.agente_api import standin
 from tests.systems.remember_me.harness import (
@@ -46,26 +45,13 @@ MUTATES = Classification.MUTATING
 LOGS = ["logs", "--tail", "200", "agente-api-prod"]
 
 
-async def _create_database(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("CREATE DATABASE agente_db")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer(
-        tmp_path_factory.mktemp("ag-pg"),
+    with postgres_with_database(
+        tmp_path_factory.mktemp("ag-pg"), "agente_db",
         settings={"shared_preload_libraries": "pg_stat_statements"},
-    )
-    server.start()
-    try:
-        asyncio.run(_create_database(server.dsn))
+    ) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -75,28 +61,14 @@ def dsn(pg: PostgresServer) -> str:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_binary("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("ag-redis"))
-    server.start()
-    try:
+    with redis_started(tmp_path_factory.mktemp("ag-redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[tuple[ThreadedApp, standin.AgenteApi]]:
-    state = standin.AgenteApi()
-
-    async def make() -> web.Application:
-        return state.app()
-
-    app = ThreadedApp(make)
-    app.start()
-    try:
-        yield app, state
-    finally:
-        app.close()
+    with app_in_thread(standin.AgenteApi(), lambda state: state.app()) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

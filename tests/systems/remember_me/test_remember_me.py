@@ -5,7 +5,6 @@ probe reads real data; every runbook is walked end to end through a Runner."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 
 from opstui.actions.base import Classification
 from opstui.config.models import Config
@@ -22,7 +20,7 @@ from opstui.engine.check import check_once
 from opstui.states import State
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
-from tests.support import require_binary
+from tests.servers.started import app_in_thread, postgres_with_database, redis_started
 from tests.systems.remember_me import standin
 from tests.systems.remember_me.harness import (
     EXAMPLES,
@@ -45,23 +43,10 @@ MUTATES = Classification.MUTATING
 RATE_PROBES = {"webhook-errors", "messages-failing", "slow-requests", "rate-limit-rejected"}
 
 
-async def _create_database(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("CREATE DATABASE remember_me")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer(tmp_path_factory.mktemp("rm-pg"))
-    server.start()
-    try:
-        asyncio.run(_create_database(server.dsn))
+    with postgres_with_database(tmp_path_factory.mktemp("rm-pg"), "remember_me") as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -71,28 +56,14 @@ def dsn(pg: PostgresServer) -> str:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_binary("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("rm-redis"))
-    server.start()
-    try:
+    with redis_started(tmp_path_factory.mktemp("rm-redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api(dsn: str) -> Iterator[tuple[ThreadedApp, standin.RememberMe]]:
-    state = standin.RememberMe(dsn)
-
-    async def make() -> web.Application:
-        return state.app()
-
-    app = ThreadedApp(make)
-    app.start()
-    try:
-        yield app, state
-    finally:
-        app.close()
+    with app_in_thread(standin.RememberMe(dsn), lambda state: state.app()) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ every runbook is walked end to end through a Runner."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from aiohttp import web
 
 from opstui.actions.base import Classification
 from opstui.config.models import Config
@@ -23,7 +21,7 @@ from opstui.engine.check import check_once
 from opstui.states import State
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
-from tests.support import require_binary
+from tests.servers.started import app_in_thread, postgres_with_database, redis_started
 from tests.systems.remember_me.harness import (
     EXAMPLES,
     Parts,
@@ -44,26 +42,13 @@ DB_USER = "wa_user"
 PG_ISREADY = ["compose", "exec", "-T", "postgres", "pg_isready", "-U", DB_USER]
 
 
-async def _create_database(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("CREATE DATABASE whatsapp_agent")
-    finally:
-        await conn.close()
-
-
 @pytest.fixture(scope="module")
 def pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = PostgresServer(
-        tmp_path_factory.mktemp("wa-pg"),
+    with postgres_with_database(
+        tmp_path_factory.mktemp("wa-pg"), "whatsapp_agent",
         settings={"shared_preload_libraries": "pg_stat_statements"},
-    )
-    server.start()
-    try:
-        asyncio.run(_create_database(server.dsn))
+    ) as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture(scope="module")
@@ -73,28 +58,14 @@ def dsn(pg: PostgresServer) -> str:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    require_binary("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("wa-redis"))
-    server.start()
-    try:
+    with redis_started(tmp_path_factory.mktemp("wa-redis")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[tuple[ThreadedApp, standin.WhatsappAgent]]:
-    state = standin.WhatsappAgent()
-
-    async def make() -> web.Application:
-        return state.app()
-
-    app = ThreadedApp(make)
-    app.start()
-    try:
-        yield app, state
-    finally:
-        app.close()
+    with app_in_thread(standin.WhatsappAgent(), lambda state: state.app()) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
