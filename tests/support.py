@@ -38,3 +38,13 @@ def free_port() -> int:
 
 
 ServeApp = Callable[[web.Application], Awaitable[str]]
+
+
+class Tick:
+    """A monotonic clock a test moves by hand (`tick.now += 2`), for rate fields."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -25,6 +25,7 @@ from opstui.engine.snapshot import ProbeSnapshot
 from opstui.sources.registry import ClientPool
 from tests.actions.support import make_runner
 from tests.servers.redis import RedisServer, commandstats
+from tests.servers.started import redis_started
 from tests.support import free_port, require_binary
 
 FAILED = "bull:anclora-whatsapp:failed"
@@ -42,12 +43,8 @@ class NoProbes:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(
-        tmp_path_factory.mktemp("redis-exec"), binary=require_binary("redis-server")
-    )
-    server.start()
-    yield server
-    server.stop()
+    with redis_started(tmp_path_factory.mktemp("redis-exec")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -12,15 +12,13 @@ from opstui.config.models import Config
 from tests.faults.harness import run_fault_matrix
 from tests.servers.process import free_tcp_port
 from tests.servers.redis import RedisServer
-from tests.support import require_binary
+from tests.servers.started import redis_started
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, binary=require_binary("redis-server"))
-    server.start()
-    yield server
-    server.stop()
+    with redis_started(tmp_path) as server:
+        yield server
 
 
 def _config(url: str, probe: dict[str, Any]) -> Config:

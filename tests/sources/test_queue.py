@@ -20,26 +20,14 @@ from opstui.sources.base import ProbeError, Reading
 from opstui.sources.queue import QueueSource
 from opstui.sources.redis_client import RedisClient
 from tests.servers.redis import RedisServer, commands_between, commandstats
-from tests.support import require_binary
-
-
-class Tick:
-    """A monotonic clock the test moves by hand, for rate fields."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.servers.started import redis_started
+from tests.support import Tick
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = require_binary("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("redis-queue"), binary=binary)
-    server.start()
-    yield server
-    server.stop()
+    with redis_started(tmp_path_factory.mktemp("redis-queue")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -21,7 +21,8 @@ from opstui.sources.base import Reading
 from opstui.sources.queue import QueueSource
 from opstui.sources.redis_client import RedisClient
 from tests.servers.redis import RedisServer
-from tests.support import require_binary
+from tests.servers.started import redis_started
+from tests.support import Tick
 
 
 def ok_job(n: int) -> int:
@@ -34,21 +35,12 @@ def bad_job(n: int) -> int:
     raise RuntimeError(f"job {n} fails on purpose")
 
 
-class Tick:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = require_binary("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("redis-libs"), binary=binary)
-    server.start()
-    yield server
-    server.stop()
+    with redis_started(tmp_path_factory.mktemp("redis-libs")) as server:
+        yield server
 
 
 @pytest.fixture

@@ -17,24 +17,14 @@ from opstui.sources.base import ProbeError, Reading
 from opstui.sources.redis_client import RedisClient
 from opstui.sources.redis_info import RedisInfoSource
 from tests.servers.redis import RedisServer, commands_between, commandstats
-from tests.support import free_port, require_binary
-
-
-class Tick:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.servers.started import redis_started
+from tests.support import Tick, free_port, require_binary
 
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    binary = require_binary("redis-server")
-    server = RedisServer(tmp_path_factory.mktemp("redis-info"), binary=binary)
-    server.start()
-    yield server
-    server.stop()
+    with redis_started(tmp_path_factory.mktemp("redis-info")) as server:
+        yield server
 
 
 def make_source(url: str, clock: Tick | None = None, **extra: Any) -> RedisInfoSource:
