@@ -35,7 +35,7 @@ from opstui.config.base import (
 from opstui.config.kinds.aws import AwsConnection, EcsProbe
 from opstui.config.kinds.http import HealthProbe, HttpConnection, ScrapeProbe, StatusCode
 from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
-from opstui.config.kinds.prometheus import PrometheusConnection, PrometheusProbe
+from opstui.config.kinds.prometheus import PrometheusConnection, PrometheusProbe, ViaPrometheus
 from opstui.config.kinds.redis import QueueProbe, RedisConnection, RedisInfoProbe
 from opstui.config.runbooks import (
     RUNBOOK_KIND_CONNECTIONS,
@@ -163,6 +163,11 @@ class Config(Model):
     )
     audit_log: Text | None = Field(
         None, description="JSONL audit file; default: opstui/audit.jsonl in the user state dir"
+    )
+    via_prometheus: ViaPrometheus | None = Field(
+        None,
+        description="draw panels from `opstui export` series in this Prometheus instead of "
+        "polling the backends (a URL, or a mapping with url, match, headers, timeout)",
     )
 
     @property

@@ -217,6 +217,26 @@ class Engine:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def running(self) -> bool:
+        """Between start() and stop()."""
+        return self._running
+
+    @property
+    def origin(self) -> str | None:
+        """Where the numbers come from when not from polling the backends (the header says
+        it); None for this engine, which polls them itself."""
+        return None
+
+    @property
+    def origin_error(self) -> str | None:
+        """Why `origin` cannot be read right now (None while it answers, or without one)."""
+        return None
+
+    def cause(self, probe_id: str, snapshot: ProbeSnapshot) -> str | None:
+        """A short why for `snapshot.state`, for the timeline's state-change events."""
+        return self._trackers[probe_id].cause(snapshot)
+
     # --- control -----------------------------------------------------------------------------
 
     def pause(self) -> None:
@@ -300,7 +320,7 @@ class Engine:
                 self._event(EventKind.ERROR, f"listener failed: {short_reason(exc)}", probe_id)
 
     def _state_event(self, probe_id: str, old: State, snapshot: ProbeSnapshot) -> None:
-        cause = self._trackers[probe_id].cause(snapshot)
+        cause = self.cause(probe_id, snapshot)
         message = f"{probe_id}: {old.word} -> {snapshot.state.word}"
         if cause:
             message += f" ({cause})"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opstui.config.base import Headers, Model, ProbeCommon
 from opstui.config.types import HttpUrl, PositiveDuration, Text
@@ -39,3 +40,52 @@ class PrometheusProbe(ProbeCommon):
         if (self.query is None) == (self.preset is None):
             raise ValueError("a prometheus probe needs exactly one of `query` or `preset`")
         return self
+
+
+LABEL_MATCHERS = re.compile(
+    r'^\s*([A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*)'
+    r'(,\s*[A-Za-z_][A-Za-z0-9_]*\s*(=|!=|=~|!~)\s*"(?:[^"\\]|\\.)*"\s*)*,?\s*$'
+)
+
+
+class ViaPrometheus(Model):
+    """Where the Prometheus-backed view reads `opstui export` series from.
+
+    Written as a URL, or as a mapping when the Prometheus needs headers, TLS settings or
+    label matchers to pick one exporter job out of a shared server.
+    """
+
+    url: HttpUrl = Field(description="the Prometheus (or Thanos/Mimir query) base URL")
+    match: str = Field(
+        "",
+        description='label matchers added to every query, e.g. job="opstui",env="prod"',
+    )
+    headers: Headers = Field(default_factory=dict, description="credentials only as ${ENV}")
+    timeout: PositiveDuration = Field(5.0, description="per-query timeout")
+    verify_tls: bool = True
+    ca_file: Text | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _url_shorthand(cls, data: object) -> object:
+        return {"url": data} if isinstance(data, str) else data
+
+    @field_validator("match")
+    @classmethod
+    def _label_matchers(cls, value: str) -> str:
+        if value.strip() and not LABEL_MATCHERS.match(value):
+            raise ValueError(
+                'expected PromQL label matchers without braces, e.g. job="opstui",env="prod"'
+            )
+        return value.strip().rstrip(",")
+
+    def connection(self) -> PrometheusConnection:
+        """The same settings as a connection, so the view shares PrometheusClient."""
+        return PrometheusConnection(
+            kind="prometheus",
+            url=self.url,
+            headers=self.headers,
+            timeout=self.timeout,
+            verify_tls=self.verify_tls,
+            ca_file=self.ca_file,
+        )
