@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from opstui import __version__
 
 if TYPE_CHECKING:
+    from opstui.config.kinds.prometheus import ViaPrometheus
     from opstui.config.models import Config
     from opstui.ui.wall import WallOptions
 
@@ -55,6 +56,14 @@ def _tui_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                         help=f"with --wall: {WALL_ROTATION_HELP} (default 30s, e.g. 1m)")
 
 
+def _via_option(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    parser.add_argument("--via-prometheus", metavar="URL",
+                        default=argparse.SUPPRESS if suppress else None,
+                        help="draw the panels from `opstui export` series in this Prometheus "
+                        "(or Thanos/Mimir) instead of polling the backends; runbook actions "
+                        "still run directly (default: the config's via_prometheus)")
+
+
 WALL_ROTATION_HELP = (
     "seconds between views, 0 never; while any probe is CRIT only the views showing a CRIT "
     "probe rotate, so a single one holds the screen"
@@ -84,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"opstui {__version__}")
     _common(parser, suppress=False)
     _tui_options(parser, suppress=False)
+    _via_option(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     validate = sub.add_parser("validate", help="check a config file and exit (2 if it is bad)")
@@ -129,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:9464",
                         help="address for /metrics and /healthz (default 127.0.0.1:9464; "
                         "port 0 picks a free one)")
+
+    serve = sub.add_parser(
+        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs"
+    )
+    _common(serve, suppress=True)
+    _tui_options(serve, suppress=True)
+    _via_option(serve, suppress=True)
+    serve.add_argument("--listen", metavar="HOST:PORT", default="127.0.0.1:8000",
+                       help="address of the web page (default 127.0.0.1:8000; port 0 picks a "
+                       "free one)")
+    serve.add_argument("--public-url", metavar="URL", default=None,
+                       help="the URL browsers use, when it is not http://HOST:PORT (a proxy)")
 
     demo = sub.add_parser("demo", help="run the dashboard against a local stand-in service")
     _tui_options(demo, suppress=True)
@@ -192,15 +214,40 @@ def cmd_check(config_arg: str | None, as_json: bool) -> int:
 
 
 def cmd_tui(
-    config: Config, theme: str | None, read_only: bool, wall: WallOptions | None = None
+    config: Config,
+    theme: str | None,
+    read_only: bool,
+    wall: WallOptions | None = None,
+    via: ViaPrometheus | None = None,
 ) -> int:
     from opstui.ui.run import run_tui
 
-    return run_tui(config, theme=theme, read_only=read_only, wall=wall)
+    return run_tui(config, theme=theme, read_only=read_only, wall=wall, via=via)
+
+
+def via_prometheus(config: Config, url: str | None) -> ViaPrometheus | None:
+    """--via-prometheus URL over the config's via_prometheus (keeping its match, headers and
+    timeout); ValueError with a one-line reason for a bad URL."""
+    from pydantic import ValidationError
+
+    from opstui.config.kinds.prometheus import ViaPrometheus
+
+    if url is None:
+        return config.via_prometheus
+    base = config.via_prometheus.model_dump() if config.via_prometheus is not None else {}
+    try:
+        return ViaPrometheus.model_validate({**base, "url": url})
+    except ValidationError as exc:
+        reason = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ValueError(f"--via-prometheus {url!r}: {reason}") from None
 
 
 def cmd_dashboard(
-    config_arg: str | None, theme: str | None, read_only: bool, wall: WallOptions | None = None
+    config_arg: str | None,
+    theme: str | None,
+    read_only: bool,
+    wall: WallOptions | None = None,
+    via_url: str | None = None,
 ) -> int:
     from opstui.config.loader import ConfigError
 
@@ -208,7 +255,11 @@ def cmd_dashboard(
         config = _load(config_arg)
     except ConfigError as exc:
         return _print_config_error(exc)
-    return cmd_tui(config, theme, read_only, wall)
+    try:
+        via = via_prometheus(config, via_url)
+    except ValueError as exc:
+        return _fail(str(exc))
+    return cmd_tui(config, theme, read_only, wall, via)
 
 
 def cmd_demo(
@@ -532,6 +583,53 @@ def cmd_export(config_arg: str | None, listen: str) -> int:
         return _fail(str(exc))
 
 
+def viewer_flags(
+    theme: str | None, read_only: bool, wall: bool, rotate: str | None, via: str | None
+) -> list[str]:
+    """The dashboard options `opstui serve` passes on to each browser's own opstui."""
+    flags: list[str] = []
+    if theme is not None:
+        flags += ["--theme", theme]
+    if read_only:
+        flags.append("--read-only")
+    if wall:
+        flags.append("--wall")
+    if rotate is not None:
+        flags += ["--rotate", rotate]
+    if via is not None:
+        flags += ["--via-prometheus", via]
+    return flags
+
+
+def cmd_serve(config_arg: str | None, listen: str, public_url: str | None,
+              flags: Sequence[str], via_url: str | None = None) -> int:
+    """Check the config here (a bad one exits 2 before anything listens), then serve a page
+    whose every browser runs its own `opstui --config <absolute path> ...`."""
+    from opstui.config.loader import ConfigError
+    from opstui.config.paths import resolve_config_path
+    from opstui.export.server import ExportError, parse_listen
+    from opstui.serve import ServeError, serve_web
+
+    try:
+        host, port = parse_listen(listen)
+    except ExportError as exc:
+        return _fail(str(exc))
+    try:
+        path = resolve_config_path(config_arg)
+        config = _load(str(path))
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    try:
+        via_prometheus(config, via_url)
+    except ValueError as exc:
+        return _fail(str(exc))
+    command = [sys.executable, "-m", "opstui", "--config", str(path.resolve()), *flags]
+    try:
+        return serve_web(command, host, port, public_url=public_url, title=config.title)
+    except ServeError as exc:
+        return _fail(str(exc))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -561,7 +659,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fail(str(exc))
         if args.command == "demo":
             return cmd_demo(args.theme, args.read_only, args.port, wall)
-        return cmd_dashboard(args.config, args.theme, args.read_only, wall)
+        if args.command == "serve":
+            flags = viewer_flags(
+                args.theme, args.read_only, args.wall, args.rotate, args.via_prometheus
+            )
+            return cmd_serve(
+                args.config, args.listen, args.public_url, flags, args.via_prometheus
+            )
+        return cmd_dashboard(args.config, args.theme, args.read_only, wall, args.via_prometheus)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -203,6 +203,8 @@ class DashboardScreen(Screen[None]):
                 views=[view.name for view in self.views],
                 wall=wall is not None,
                 rotate=wall.rotate if wall is not None else 0.0,
+                origin=engine.origin,
+                origin_down=engine.origin_error is not None,
             ),
             engine.clock.wall,
         )
@@ -268,6 +270,9 @@ class DashboardScreen(Screen[None]):
     def tick(self) -> None:
         """Once a second: the clock, and the ages/countdowns of the visible view's panels."""
         self.header.clock.tick()
+        down = self.engine.origin_error is not None
+        if down is not self.header.info.model.origin_down:
+            self.header.info.update_model(origin_down=down)
         if self.grids:
             for panel in self.current_grid.panels():
                 panel.tick()

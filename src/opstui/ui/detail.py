@@ -417,6 +417,11 @@ class DetailScreen(Screen[None]):
         config = self.engine.config
         grid.add_row("interval", format_duration(config.interval_of(probe)))
         grid.add_row("timeout", format_duration(config.timeout_of(probe)))
+        origin = self.engine.origin
+        if origin is not None:
+            grid.add_row("read", f"{origin} (polled by opstui export, not by this view)")
+            if self.engine.origin_error is not None:
+                grid.add_row("", f"⚠ {self.engine.origin_error}")
         if probe.runbook:
             grid.add_row("runbook", probe.runbook)
         parts.append(grid)

@@ -58,6 +58,20 @@ class HeaderModel:
     """Wall mode: a WALL flag (with the rotation period) and the current view always named
     with its place (`2/3:Queues`), readable from across the room without colour."""
     rotate: float = 0.0
+    origin: str | None = None
+    """`via prometheus host:9090` when the panels are not polled by this process."""
+    origin_down: bool = False
+    """The origin cannot be read: the flag turns red and says so."""
+
+
+def origin_text(origin: str, down: bool) -> str:
+    """`⇄ via prometheus 10.0.0.5:9090`, or `⇄ via prometheus UNREACHABLE` (the host is in
+    the detail screen and the timeline then)."""
+    shown = origin.replace("http://", "").replace("https://", "")
+    if down:
+        words = shown.split(" ")
+        shown = " ".join([*words[:-1], "UNREACHABLE"]) if len(words) > 1 else "UNREACHABLE"
+    return f"⇄ {shown}"
 
 
 def summary_entries(counts: dict[State, int]) -> list[tuple[State, str]]:
@@ -145,6 +159,10 @@ class HeaderInfo(Widget):
             flags.append((PAUSED_TEXT, "header--flag"))
         if self.model.wall:
             flags.append((wall_text(self.model.rotate), "header--flag"))
+        if self.model.origin is not None:
+            down = self.model.origin_down
+            style = "header--crit" if down else "header--view"
+            flags.append((origin_text(self.model.origin, down), style))
         return flags
 
     def _views_text(self, width: int) -> Text:

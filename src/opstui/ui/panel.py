@@ -332,6 +332,8 @@ class ProbePanel(Widget, can_focus=True):
                 )
         if snapshot.state is State.ERROR and snapshot.consecutive_errors > 1:
             texts.append(f"{snapshot.consecutive_errors} errors in a row")
+        if snapshot.state is State.STALE and snapshot.error:
+            texts.append(snapshot.error)  # why the view has nothing newer (via Prometheus)
         if snapshot.error_hint:
             texts.append(snapshot.error_hint)
         if snapshot.reading is not None:

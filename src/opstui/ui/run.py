@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 
 from platformdirs import user_log_path
 
+from opstui.config.kinds.prometheus import ViaPrometheus
 from opstui.config.models import Config
+from opstui.engine.mirror import MirrorEngine
 from opstui.engine.scheduler import Engine
 from opstui.ui.themes import load_themes, resolve_theme_name
 from opstui.ui.wall import WallOptions
@@ -98,10 +100,12 @@ def run_tui(
     theme: str | None = None,
     read_only: bool = False,
     wall: WallOptions | None = None,
+    via: ViaPrometheus | None = None,
 ) -> int:
     """Run the dashboard until the user quits; 0 on a clean exit, 1 on a failure, 2 on usage,
     129/143 when SIGHUP/SIGTERM ended it. `wall` (or an enclosing `wall_mode`) runs it as a
-    read-only wall screen."""
+    read-only wall screen. `via` (or the config's via_prometheus) draws the panels from
+    `opstui export` series in Prometheus instead of polling the backends."""
     wall = wall if wall is not None else _WALL.get()
     try:
         resolve_theme_name(theme or config.theme, load_themes())
@@ -112,7 +116,8 @@ def run_tui(
     try:
         from opstui.ui.app import OpstuiApp, build_runner
 
-        engine = Engine(config)
+        via = via if via is not None else config.via_prometheus
+        engine = Engine(config) if via is None else MirrorEngine(config, via)
         read_only = read_only or config.read_only or wall is not None
         runner = build_runner(engine, read_only=read_only)
         app = OpstuiApp(
