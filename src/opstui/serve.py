@@ -40,6 +40,18 @@ class ServeError(Exception):
     """A one-line reason the page cannot be served (address taken or invalid)."""
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the server goes away, however
+    it goes (a SIGKILL'd server cannot clean up after itself)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
 def _shown(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
@@ -187,7 +199,8 @@ def _make_server(
         """One browser's opstui, exec'd without a shell so the pid we signal is opstui's.
         It stays in the server's process group: a terminal's Ctrl+C or hangup, or a
         supervisor killing the group, reaches the children too (the web driver exits
-        cleanly on SIGINT/SIGTERM), so even a server that dies hard leaves no viewer."""
+        cleanly on SIGINT/SIGTERM); on Linux the child also gets SIGTERM when the server
+        dies, even by SIGKILL, so no viewer keeps polling without a browser."""
 
         def __init__(self, argv: list[str], **kwargs: Any) -> None:
             super().__init__(" ".join(argv), **kwargs)
@@ -204,6 +217,7 @@ def _make_server(
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=environment,
+                preexec_fn=die_with_parent if sys.platform.startswith("linux") else None,
             )
             assert process.stdin is not None
             self._process = self.process = process

@@ -185,6 +185,25 @@ async def test_two_browsers_get_two_processes(server: Server) -> None:
     assert _alive(viewers) == []
 
 
+async def test_a_killed_server_takes_its_viewers_with_it(server: Server) -> None:
+    """SIGKILL leaves the server no chance to clean up: Linux's parent-death signal must."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the parent-death signal is Linux only")
+    proc, base = server
+    ws_url = _websocket_url(await _page(base + "/"))
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{ws_url}?width=100&height=30")
+        await _read_screen(ws, TITLE)
+        viewers = [c for c in psutil.Process(proc.pid).children(recursive=True)
+                   if "--config" in c.cmdline()]
+        assert len(viewers) == 1
+        proc.kill()
+        await proc.wait()
+        _, still = await asyncio.to_thread(psutil.wait_procs, viewers, 15)
+        assert still == [], [v.cmdline() for v in still]
+        await ws.close()
+
+
 async def test_public_url_passes_through_to_the_page(config: Path) -> None:
     proc, base = await _start(
         "--config", str(config), "--listen", "127.0.0.1:0",
