@@ -154,3 +154,32 @@ async def test_schema_is_json_schema() -> None:
     schema = json.loads(out)
     assert "$schema" in schema
     assert "probes" in json.dumps(schema)
+
+
+async def test_a_bad_via_prometheus_url_is_one_line_exit_2(tmp_path: Path) -> None:
+    config = tmp_path / "ops.yaml"
+    config.write_text("title: t\nvia_prometheus: {url: 'http://prom:9090', match: 'job=\"a\"'}\n")
+    for command in ([], ["serve", "--listen", f"127.0.0.1:{free_port()}"]):
+        code, out, err = await _run(
+            *command, "--config", str(config), "--via-prometheus", "prom:9090"
+        )
+        assert code == 2, (command, err)
+        assert err.strip().splitlines() == [
+            "opstui: --via-prometheus 'prom:9090': expected an http:// or https:// URL with a "
+            "host, got 'prom:9090'"
+        ], err
+        assert out == ""
+
+
+def test_via_prometheus_keeps_the_configs_matchers_and_replaces_its_url() -> None:
+    from opstui.cli import via_prometheus
+    from opstui.config.models import Config
+
+    config = Config.model_validate(
+        {"via_prometheus": {"url": "http://a:9090", "match": 'job="opstui"', "timeout": "3s"}}
+    )
+    via = via_prometheus(config, "http://b:9090")
+    assert via is not None
+    assert (via.url, via.match, via.timeout) == ("http://b:9090", 'job="opstui"', 3.0)
+    assert via_prometheus(config, None) is config.via_prometheus
+    assert via_prometheus(Config.model_validate({}), None) is None

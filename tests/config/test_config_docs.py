@@ -28,6 +28,7 @@ from opstui.config.models import (
     SqlProbe,
     Then,
     Thresholds,
+    ViaPrometheus,
     View,
 )
 
@@ -71,6 +72,7 @@ MODELS = [
     Runbook,
     ParamSpec,
     Then,
+    ViaPrometheus,
 ]
 
 

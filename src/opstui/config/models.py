@@ -79,6 +79,7 @@ __all__ = [
     "StepConfig",
     "Then",
     "Thresholds",
+    "ViaPrometheus",
     "View",
     "is_sensitive_header",
 ]
