@@ -191,3 +191,52 @@ class PrometheusServer(ServerProcess):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"prometheus had no data after {timeout:g}s: {self.log_tail()}")
             time.sleep(0.2)
+
+
+class ScrapingPrometheus(PrometheusServer):
+    """`prometheus` scraping the given targets (job -> ["host:port", ...]) instead of the
+    built-in test exporter, for tests whose exporter is the thing under test (`opstui
+    export`). No rule file; `close()` stops prometheus only (the targets are the caller's)."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        targets: dict[str, list[str]],
+        *,
+        scrape_interval: float = 1.0,
+        binary: str = "prometheus",
+        port: int | None = None,
+    ) -> None:
+        super().__init__(workdir, binary, port)
+        self.targets = {job: list(addresses) for job, addresses in targets.items()}
+        self.scrape_interval = scrape_interval
+
+    def _write_config(self) -> Path:
+        interval = f"{self.scrape_interval:g}s"
+        lines = [
+            f"global: {{scrape_interval: {interval}, evaluation_interval: {interval}, "
+            f"scrape_timeout: {interval}}}",
+            "scrape_configs:",
+        ]
+        for job, addresses in self.targets.items():
+            lines.append(f"  - job_name: {json.dumps(job)}")
+            lines.append(f"    static_configs: [{{targets: {json.dumps(addresses)}}}]")
+        config = self.workdir / "prometheus.yml"
+        config.write_text("\n".join(lines) + "\n")
+        return config
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._write_config()
+        ServerProcess.start(self)
+
+    def close(self) -> None:
+        self.stop()
+
+    def series_labels(self, query: str) -> list[dict[str, str]]:
+        """The label sets of an instant query's result ([] while Prometheus cannot answer)."""
+        try:
+            result = self.api("/api/v1/query", query=query)["result"]
+        except (OSError, ValueError, KeyError):
+            return []
+        return [dict(item["metric"]) for item in result]
