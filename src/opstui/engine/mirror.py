@@ -197,8 +197,11 @@ class MirrorEngine(Engine):
     # --- frames ------------------------------------------------------------------------------
 
     async def _run_mirror(self) -> None:
+        """A frame every period, at a fixed rate from each read's start (a slow Prometheus
+        costs frames, never doubles them up)."""
         first = True
         while True:
+            started = self.clock.monotonic()
             if not self._paused or self._wakeup.is_set():
                 self._wakeup.clear()
                 try:
@@ -206,7 +209,8 @@ class MirrorEngine(Engine):
                     first = first and self.fetch_error is not None
                 except Exception as exc:  # a bug must not end the view
                     self._event(EventKind.ERROR, f"mirror: {short_reason(exc)}")
-            await self._sleep(self.period)
+            elapsed = self.clock.monotonic() - started
+            await self._sleep(self.period - elapsed % self.period)
 
     async def _sleep(self, seconds: float) -> None:
         """Until the next frame is due or a refresh/resume asks for one now."""
