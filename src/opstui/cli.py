@@ -163,12 +163,25 @@ def _fail(message: str) -> int:
     return EXIT_USAGE
 
 
-def _load(config_arg: str | None) -> Config:
+def _load(config_arg: str | None, *, defer_secrets: bool = False) -> Config:
     """Load the config, or raise ConfigError whose lines the caller prints."""
     from opstui.config.loader import load_config
     from opstui.config.paths import resolve_config_path
 
-    return load_config(resolve_config_path(config_arg))
+    return load_config(resolve_config_path(config_arg), defer_secrets=defer_secrets)
+
+
+def load_for_view(
+    config_arg: str | None, via_url: str | None
+) -> tuple[Config, ViaPrometheus | None]:
+    """The config and the Prometheus to read it from, if any. A view via Prometheus polls
+    nothing, so it starts without the backends' secrets (only an action that needs one fails,
+    saying which); a direct view needs every one, as before. ConfigError or ValueError."""
+    config = _load(config_arg, defer_secrets=True)
+    via = via_prometheus(config, via_url)
+    if via is None and config.deferred_secrets:
+        config = _load(config_arg)  # raises the usual one line per missing secret
+    return config, via
 
 
 def _print_config_error(exc: Exception) -> int:
@@ -252,11 +265,9 @@ def cmd_dashboard(
     from opstui.config.loader import ConfigError
 
     try:
-        config = _load(config_arg)
+        config, via = load_for_view(config_arg, via_url)
     except ConfigError as exc:
         return _print_config_error(exc)
-    try:
-        via = via_prometheus(config, via_url)
     except ValueError as exc:
         return _fail(str(exc))
     return cmd_tui(config, theme, read_only, wall, via)
@@ -616,11 +627,9 @@ def cmd_serve(config_arg: str | None, listen: str, public_url: str | None,
         return _fail(str(exc))
     try:
         path = resolve_config_path(config_arg)
-        config = _load(str(path))
+        config, _ = load_for_view(str(path), via_url)
     except ConfigError as exc:
         return _print_config_error(exc)
-    try:
-        via_prometheus(config, via_url)
     except ValueError as exc:
         return _fail(str(exc))
     command = [sys.executable, "-m", "opstui", "--config", str(path.resolve()), *flags]

@@ -93,3 +93,38 @@ async def test_the_token_is_bound_to_the_params_shown(world: World) -> None:
         with pytest.raises(Refused):  # and it runs once
             await runner.run(confirmed.step, token=confirmed.token)
         assert len(world.api.scale_requests) == 1
+
+
+async def test_a_step_needing_a_secret_not_set_here_is_refused_in_the_modal(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A view via Prometheus started without the admin key: the modal says so up front and
+    offers no button that could only fail."""
+    import json
+
+    from opstui.config.kinds.prometheus import ViaPrometheus
+    from opstui.config.loader import load_config
+    from opstui.engine.mirror import MirrorEngine
+    from opstui.ui.app import OpstuiApp, build_runner
+    from tests.actions.test_http import config as http_config
+
+    monkeypatch.delenv("OPSTUI_T_ADMIN_KEY", raising=False)
+    monkeypatch.setenv("OPSTUI_T_BEARER", "b")
+    path = tmp_path / "ops.yaml"
+    data = {**http_config("http://127.0.0.1:9"), "audit_log": str(tmp_path / "audit.jsonl")}
+    path.write_text(json.dumps(data))
+    config = load_config(path, defer_secrets=True)
+    engine = MirrorEngine(config, ViaPrometheus(url="http://127.0.0.1:9"))
+    runner = build_runner(engine, read_only=False)
+    app = OpstuiApp(engine, runner=runner, poll=False)
+    async with app.run_test(size=(100, 30)) as pilot:
+        prepared = await runner.prepare_action("queue", "pause-low")
+        verdict = Verdict(Classification.MUTATING, "POST mutates")
+        modal = ConfirmModal(runner, prepared, verdict, Preview(()))
+        await app.push_screen(modal)
+        await pilot.pause()
+        text = screen_text(app)
+        assert "cannot run from here: environment variable OPSTUI_T_ADMIN_KEY is not" in text
+        assert not modal.can_confirm
+        assert "Refused: " in text
+        assert not app.screen.query("#confirm-yes")

@@ -77,6 +77,8 @@ class AuditLog:
     def add_secrets(self, values: Iterable[str | Secret]) -> None:
         """Strings that must never appear in the file, whatever free text carries them."""
         for value in values:
+            if isinstance(value, Secret) and value.missing is not None:
+                continue  # not available here: nothing of it can leak
             text = value.reveal() if isinstance(value, Secret) else value
             if len(text) >= MIN_SECRET_LENGTH:
                 self._secrets.add(text)

@@ -80,6 +80,8 @@ class PreparedStep:
 
         def plain(value: Any) -> Any:
             if isinstance(value, Secret):
+                if value.missing is not None:
+                    return f"missing:{value.source}"  # it fails when run, saying why
                 return f"secret:{hashlib.sha256(value.reveal().encode()).hexdigest()}"
             if isinstance(value, Mapping):
                 return {str(k): plain(v) for k, v in sorted(value.items(), key=lambda i: str(i[0]))}

@@ -60,28 +60,37 @@ class Refused(ActionError):
 
 
 
-def _secrets_in(value: Any, seen: set[int] | None = None) -> Iterator[str]:
-    """Every secret string inside a config (and the password of every secret URL)."""
+def secret_objects(value: Any, seen: set[int] | None = None) -> Iterator[Secret]:
+    """Every Secret inside a config, a connection or a step's rendered values."""
     seen = set() if seen is None else seen
     if id(value) in seen:
         return
     seen.add(id(value))
     if isinstance(value, Secret):
-        revealed = value.reveal()
+        yield value
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from secret_objects(getattr(value, name, None), seen)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from secret_objects(item, seen)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from secret_objects(item, seen)
+
+
+def _secrets_in(value: Any) -> Iterator[str]:
+    """Every secret string inside a config (and the password of every secret URL). A secret
+    missing here (a view started without it) has nothing that could leak."""
+    for secret in secret_objects(value):
+        if secret.missing is not None:
+            continue
+        revealed = secret.reveal()
         yield revealed
         with contextlib.suppress(ValueError):
             password = urlsplit(revealed).password
             if password:
                 yield password
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from _secrets_in(getattr(value, name, None), seen)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _secrets_in(item, seen)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _secrets_in(item, seen)
 
 
 def _shell_env_values(config: Config) -> Iterator[str]:
@@ -283,6 +292,15 @@ class Runner:
         self._executors[kind] = executor
         return executor
 
+    def unavailable(self, step: PreparedStep) -> str | None:
+        """Why `step` cannot run from this process: a secret it needs (in its connection or
+        its own values) was not set when this view started without secrets; else None."""
+        connection = self.config.connections.get(step.connection) if step.connection else None
+        for secret in secret_objects([step.rendered, connection]):
+            if secret.missing is not None:
+                return f"cannot run from here: {secret.missing}"
+        return None
+
     async def classify(self, step: PreparedStep) -> Verdict:
         """Read-only or mutating, decided by the executor; cached per fingerprint. A step
         that cannot be classified (server unreachable) is assumed mutating, and not cached."""
@@ -383,6 +401,10 @@ class Runner:
         progress: Progress | None = None,
     ) -> Outcome:
         """Run through the gate (see the module docstring). Raises Refused, never runs then."""
+        missing = self.unavailable(step)
+        if missing is not None:
+            self._note(step, f"refused: {missing}")
+            raise Refused(f"{_name(step)}: {missing}")
         verdict = await self.classify(step)
         if not verdict.mutating:
             outcome = await self._execute(step, read_only=True, output=output, progress=progress)

@@ -38,7 +38,7 @@ from opstui.config.models import (
     ReferenceProblem,
     ReferenceProblems,
 )
-from opstui.config.types import shown
+from opstui.config.types import deferred_secrets, shown
 
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 64
@@ -507,8 +507,18 @@ def _unwrap_annotated(tp: Any) -> Any:
 # --- loading --------------------------------------------------------------------------------
 
 
-def load_config(path: str | Path) -> Config:
-    """Read, parse and validate one config file; raise ConfigError with every problem."""
+def load_config(path: str | Path, *, defer_secrets: bool = False) -> Config:
+    """Read, parse and validate one config file; raise ConfigError with every problem.
+
+    With `defer_secrets`, a secret whose `${ENV}` is unset or whose `file:` is unreadable
+    does not fail the load (see config.types.deferred_secrets); the reasons are kept in
+    `config.deferred_secrets`.
+    """
+    if defer_secrets:
+        with deferred_secrets() as missing:
+            config = load_config(path)
+        config._deferred_secrets = tuple(missing)
+        return config
     path = Path(path)
     file = str(path)
     text = _read_text(path, file)

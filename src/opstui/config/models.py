@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from opstui.config.base import (
     IDENT,
@@ -170,6 +170,14 @@ class Config(Model):
         description="draw panels from `opstui export` series in this Prometheus instead of "
         "polling the backends (a URL, or a mapping with url, match, headers, timeout)",
     )
+
+    _deferred_secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    @property
+    def deferred_secrets(self) -> tuple[str, ...]:
+        """Why some secrets have no value (loaded with defer_secrets: a view that polls
+        nothing); an action that needs one fails saying so. Empty for a normal load."""
+        return self._deferred_secrets
 
     @property
     def is_production(self) -> bool:

@@ -6,10 +6,13 @@ error the loader can place on a line. Nothing here ever puts a secret's value in
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import stat
+from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -126,6 +129,50 @@ PositiveDuration = Annotated[
 ]
 
 
+class MissingSecretError(ValueError):
+    """A secret was needed that this process was started without (see deferred_secrets)."""
+
+
+_DEFERRED: ContextVar[list[str] | None] = ContextVar("opstui_deferred_secrets", default=None)
+
+
+@contextlib.contextmanager
+def deferred_secrets() -> Iterator[list[str]]:
+    """While loading a config inside this block, a secret whose `${ENV}` is not set (or whose
+    `file:` cannot be read) does not fail the load: it becomes a Secret that raises
+    MissingSecretError when used, and its reason is added to the yielded list.
+
+    For views that poll nothing themselves (`--via-prometheus`): a wall screen or a laptop
+    without production credentials can still show the dashboard; only an action that needs
+    the secret fails, saying which variable is missing.
+    """
+    found: list[str] = []
+    token = _DEFERRED.set(found)
+    try:
+        yield found
+    finally:
+        _DEFERRED.reset(token)
+
+
+def _defer(reason: str, source: str, shape: str = "") -> Secret:
+    """The placeholder for a secret that is not available here (see deferred_secrets). A URL
+    whose password is missing still shows itself as `scheme://user:***@host/...`."""
+    found = _DEFERRED.get()
+    assert found is not None
+    if reason not in found:
+        found.append(reason)
+    shown = _mask_password(shape) if "://" in shape and "@" in shape else "***"
+    return Secret(shape, source, shown, missing=reason)
+
+
+def _missing_names(text: str) -> list[str]:
+    return [
+        m.group(1)
+        for m in _ENV_REF.finditer(text)
+        if m.group(2) is None and os.environ.get(m.group(1)) is None
+    ]
+
+
 class Secret:
     """A value that came from `${ENV}` or `file:`; it never prints itself.
 
@@ -134,15 +181,25 @@ class Secret:
     with a password, the URL with `***` in the password's place.
     """
 
-    __slots__ = ("_shown", "_source", "_value")
+    __slots__ = ("_missing", "_shown", "_source", "_value")
 
-    def __init__(self, value: str, source: str, shown: str = "***") -> None:
+    def __init__(
+        self, value: str, source: str, shown: str = "***", missing: str | None = None
+    ) -> None:
         self._value = value
         self._source = source
         self._shown = shown
+        self._missing = missing
 
     def reveal(self) -> str:
+        if self._missing is not None:
+            raise MissingSecretError(self._missing)
         return self._value
+
+    @property
+    def missing(self) -> str | None:
+        """Why this secret has no value here (a deferred `${ENV}` that is not set), else None."""
+        return self._missing
 
     @property
     def source(self) -> str:
@@ -273,11 +330,27 @@ def to_secret(value: Any, info: ValidationInfo | None = None) -> Any:
     if isinstance(value, Secret):
         return value
     if isinstance(value, str):
+        deferring = _DEFERRED.get() is not None
         if value.startswith(_FILE_PREFIX):
-            return Secret(_read_secret_file(value[len(_FILE_PREFIX) :], _base_dir(info)), value)
+            try:
+                text = _read_secret_file(value[len(_FILE_PREFIX) :], _base_dir(info))
+            except ValueError as exc:
+                if not deferring:
+                    raise
+                return _defer(str(exc), value)
+            return Secret(text, value)
         if _ENV_REF.search(value):
+            missing = _missing_names(value) if deferring else []
+            if missing:
+                return _defer(_not_set(missing), _safe_source(value))
             return Secret(_interpolate(value), _safe_source(value))
     return value
+
+
+def _not_set(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"environment variable {names[0]} is not set"
+    return f"environment variables {', '.join(names)} are not set"
 
 
 def _mask_password(url: str) -> str:
@@ -306,6 +379,10 @@ def to_secret_url(value: Any) -> Any:
     password = _password_of(value)
     if password is not None and password and not _ENV_REF.search(password):
         raise ValueError("the password in this URL must be a ${ENV} reference, not a literal")
+    missing = _missing_names(value) if _DEFERRED.get() is not None else []
+    if missing:
+        shape = _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
+        return _defer(_not_set(missing), _safe_source(value), shape)
     url = _interpolate(value)
     if "://" in url and _password_of(url):
         return Secret(url, _safe_source(value), _mask_password(url))
@@ -313,8 +390,15 @@ def to_secret_url(value: Any) -> Any:
 
 
 def check_url(value: str | Secret, schemes: tuple[str, ...]) -> str | Secret:
-    """A URL of one of `schemes` with a host; the message shows it only when it holds no secret."""
-    text = reveal(value)
+    """A URL of one of `schemes` with a host; the message shows it only when it holds no secret.
+    A deferred secret URL is checked only when its shape is known (the env held a password,
+    not the whole URL)."""
+    if isinstance(value, Secret) and value.missing is not None:
+        if "://" not in value._value:
+            return value
+        text = value._value
+    else:
+        text = reveal(value)
     try:
         parts = urlsplit(text)
         ok = parts.scheme in schemes and bool(parts.hostname)

@@ -148,6 +148,13 @@ class MirrorEngine(Engine):
         self._control(
             f"reading {count} probe{'s' if count != 1 else ''} {self.origin}, no backend polled"
         )
+        missing = self.config.deferred_secrets
+        if missing:
+            self._event(
+                EventKind.NOTE,
+                f"started without {len(missing)} secret{'s' if len(missing) > 1 else ''} "
+                f"({'; '.join(missing)}): actions that need them will fail",
+            )
 
     async def stop(self) -> None:
         if self._running:

@@ -124,7 +124,11 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         self.step = step
         self.verdict = verdict
         self.preview = preview
-        self.read_only = runner.read_only and verdict.mutating
+        self.refusal: str | None = (
+            READ_ONLY_TEXT if runner.read_only and verdict.mutating else runner.unavailable(step)
+        )
+        """Why this step will not run from here (read-only mode, a secret not set here)."""
+        self.read_only = self.refusal is not None
         self.verb = confirm_verb(step)
         self.danger_high = step.danger == "high"
         self.param_error: str | None = None
@@ -150,8 +154,8 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
             yield Static(self._title(), id="confirm-title")
             with VerticalScroll(id="confirm-body"):
                 yield self._facts
-                if self.read_only:
-                    yield Static(READ_ONLY_TEXT, id="confirm-read-only")
+                if self.refusal is not None:
+                    yield Static(self.refusal, id="confirm-read-only")
                 if self.step.params:
                     yield Static("params", classes="confirm-head")
                     for name, value in self.step.params.items():
