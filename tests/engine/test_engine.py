@@ -401,3 +401,46 @@ async def test_sources_built_lazily_share_the_pool_which_stop_closes(
         assert bad.error == "cannot start: ImportError: no module named opstui.sources.nope"
     assert len(clients) == 2 and clients[0] is clients[1]
     assert clients[0].closed
+
+
+class SwallowingSource(ScriptedSource):
+    """A poll that turns its cancellation into a connection error, as redis-py can when a
+    cancel lands while it (re)connects; `swallowed` counts the cancels it ate."""
+
+    def __init__(self, times: int) -> None:
+        super().__init__()
+        self.times = times
+        self.swallowed = 0
+        self.polling = asyncio.Event()
+
+    async def poll(self) -> Any:
+        self.polling.set()
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                if self.swallowed >= self.times:
+                    raise
+                self.swallowed += 1
+                raise ConnectionError("Connection closed by server.") from None
+
+
+@pytest.mark.parametrize("times", [1, 3])
+async def test_stop_ends_a_loop_whose_library_swallowed_the_cancel(times: int) -> None:
+    source = SwallowingSource(times)
+    engine = Engine(make_config({"id": "a"}, refresh="1s", timeout="1h"), sources={"a": source})
+    await engine.start()
+    await asyncio.wait_for(source.polling.wait(), 5)
+    task = engine._tasks["a"]
+    stopping = asyncio.create_task(engine.stop())
+    try:
+        done, _ = await asyncio.wait({stopping}, timeout=10)  # (wait_for would wait forever)
+        assert stopping in done, "engine.stop() hung on a swallowed cancel: quitting would hang"
+        assert task.done()
+    finally:  # a failed run must not hang the test session too
+        for _ in range(times + 2):
+            task.cancel()
+            await asyncio.sleep(0.01)
+        await asyncio.wait({stopping}, timeout=5)
+    assert source.swallowed >= 1
+    assert not [e for e in engine.timeline.events() if "did not stop" in e.message]

@@ -28,7 +28,7 @@ from opstui.config.kinds.prometheus import ViaPrometheus
 from opstui.config.models import Config
 from opstui.engine.clock import Clock, SystemClock
 from opstui.engine.events import EventKind
-from opstui.engine.scheduler import Engine, short_reason
+from opstui.engine.scheduler import Engine, cancel_and_wait, short_reason
 from opstui.engine.snapshot import ProbeSnapshot
 from opstui.sources.base import ProbeError, Reading
 from opstui.sources.mirror import MirroredProbe, MirrorFrame, Origin, PrometheusMirror
@@ -161,9 +161,7 @@ class MirrorEngine(Engine):
             self._running = False
             tasks = [t for t in (self._loop, self._ticker) if t is not None]
             self._loop = self._ticker = None
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             self._control("stopped reading Prometheus")
         if self._own_client and self._mirror is not None:
             with contextlib.suppress(Exception):

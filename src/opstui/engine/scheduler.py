@@ -43,6 +43,9 @@ BACKOFF_CAP = 30.0
 SPREAD_PER_PROBE = 0.005
 """First polls are spread over this many seconds per probe (capped at the interval)."""
 TICK = 1.0
+STOP_TIMEOUT = 5.0
+"""stop() waits this long for the poll loops to end before giving up on the stragglers."""
+RECANCEL = 0.5
 _REASON_LIMIT = 80
 
 
@@ -75,6 +78,26 @@ async def poll_once(source: Source, limit: float, clock: Clock) -> Reading | Pro
         return ProbeError("poll cancelled")
     except Exception as exc:
         return ProbeError(short_reason(exc), detail=repr(exc))
+
+
+async def cancel_and_wait(
+    tasks: list[asyncio.Task[None]], limit: float = STOP_TIMEOUT
+) -> list[str]:
+    """Cancel `tasks` and wait for them, at most `limit` seconds; the names of those that
+    would not stop. A cancel that a client library swallows (redis-py can turn one into a
+    connection error) is repeated every RECANCEL seconds, so quitting never hangs on it."""
+    pending = {task for task in tasks if not task.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(RECANCEL, left))
+    await asyncio.gather(*(t for t in tasks if t.done()), return_exceptions=True)
+    return sorted(task.get_name() for task in pending)
 
 
 def backoff_delay(interval: float, errors: int, rng: random.Random) -> float:
@@ -171,9 +194,9 @@ class Engine:
         tasks = [*self._tasks.values(), *([self._ticker] if self._ticker else [])]
         self._tasks.clear()
         self._ticker = None
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        stuck = await cancel_and_wait(tasks)
+        if stuck:
+            self._event(EventKind.ERROR, f"did not stop in time: {', '.join(stuck)}")
         await self._pool.aclose()
         self._control("stopped polling")
 
@@ -397,6 +420,10 @@ class Engine:
                     continue
                 started = clock.monotonic()
                 outcome = await poll_once(source, timeout, clock)
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # stop() asked while the poll ran and a client library swallowed it
+                    raise asyncio.CancelledError
                 ended = clock.monotonic()
                 self._refresh.discard(probe_id)
                 if isinstance(outcome, ProbeError):
