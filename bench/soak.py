@@ -10,7 +10,7 @@ near the demo's), counts every poll outcome, and prints RSS, asyncio tasks and o
 descriptors after the warm-up and at the end (DESIGN.md section 10: RSS <= 120 MB with 200
 probes; growth <= 5 MB over 100,000 poll cycles).
 
-    python bench/soak.py [--cycles 100000] [--probes 200] [--max-seconds 300]
+    python bench/soak.py [--cycles 100000] [--probes 200] [--max-seconds 300] [--export]
 """
 
 from __future__ import annotations
@@ -302,7 +302,20 @@ def usage() -> tuple[float, int, int]:
     return rss_kib / 1024, len(asyncio.all_tasks()), len(os.listdir("/proc/self/fd"))
 
 
-async def soak(config: Any, cycles: int, warmup: int, max_seconds: float) -> int:
+async def scrape_forever(registry: Any, scrapes: list[int]) -> None:
+    """`opstui export`'s /metrics body, rendered every 50 ms as a busy Prometheus would."""
+    from prometheus_client import generate_latest
+
+    while True:
+        body = generate_latest(registry)
+        scrapes[0] += 1
+        scrapes[1] = len(body)
+        await asyncio.sleep(0.05)
+
+
+async def soak(
+    config: Any, cycles: int, warmup: int, max_seconds: float, export: bool = False
+) -> int:
     from opstui.engine.scheduler import Engine
     from opstui.sources.registry import ClientPool, build_source
 
@@ -319,6 +332,13 @@ async def soak(config: Any, cycles: int, warmup: int, max_seconds: float) -> int
     engine = Engine(config, sources=sources)
     started = time.monotonic()
     await engine.start()
+    scrapes = [0, 0]
+    scraper: asyncio.Task[None] | None = None
+    if export:
+        from opstui.export.server import Exporter
+
+        exporter = Exporter(config, engine=engine)
+        scraper = asyncio.create_task(scrape_forever(exporter.registry, scrapes))
     try:
         while True:  # warm-up: start-up, first connections, first flaps
             await asyncio.sleep(0.05)
@@ -351,9 +371,15 @@ async def soak(config: Any, cycles: int, warmup: int, max_seconds: float) -> int
         done = counts.cycles - c0
         rss1, tasks1, fds1 = usage()
     finally:
+        if scraper is not None:
+            scraper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await scraper
         async with asyncio.timeout(15):
             await engine.stop()
             await pool.aclose()
+    if export:
+        print(f"exporter: {scrapes[0]:,} scrapes rendered, the last {scrapes[1]:,} bytes")
     states: dict[str, int] = {}
     reasons: dict[str, int] = {}
     for snapshot in engine.snapshots():
@@ -392,6 +418,11 @@ def main() -> int:
     )
     parser.add_argument("--warmup", type=int, default=5_000, help="cycles before 'before'")
     parser.add_argument("--max-seconds", type=float, default=300.0)
+    parser.add_argument(
+        "--export", action="store_true",
+        help="also render `opstui export`'s /metrics every 50 ms (its collector and error "
+        "counter under the same flapping)",
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -431,7 +462,7 @@ def main() -> int:
             f"{args.probes} probes",
             flush=True,
         )
-        code = asyncio.run(soak(config, args.cycles, args.warmup, args.max_seconds))
+        code = asyncio.run(soak(config, args.cycles, args.warmup, args.max_seconds, args.export))
     finally:
         try:
             out, _ = child.communicate(input="", timeout=20)  # EOF on stdin: the child stops
