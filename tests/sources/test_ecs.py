@@ -328,3 +328,28 @@ probes:
     }
     assert by_id["gone"]["state"] == "error" and by_id["gone"]["error"] == "service not found"
     assert document["worst"] == "error" and proc.returncode != 0
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.filterwarnings("error::pytest.PytestUnraisableExceptionWarning")
+async def test_a_first_call_cut_short_leaves_its_client_to_the_next(moto: MotoServer) -> None:
+    """A poll timing out while the client is still being built (botocore's import and set-up
+    run in a thread) must not drop that build: the next call takes it over (one session in
+    all), and a build nobody took is closed with the pool, never left un-awaited."""
+    import gc
+
+    for second_call in (True, False):
+        client = AwsClient(_connection(moto.url))
+        try:
+            with pytest.raises(ProbeError, match="timeout"):
+                await client.call("list_clusters", time_limit=1e-6)
+            assert client._opening is not None  # the build outlived the call that asked
+            if second_call:
+                response = await client.call("list_clusters")
+                assert any(arn.endswith("/prod") for arn in response["clusterArns"])
+                assert client.sessions_opened == 1
+                assert client._opening is None
+        finally:
+            await client.aclose()
+        assert client._opening is None
+        gc.collect()  # an un-awaited creation coroutine would warn here

@@ -99,6 +99,9 @@ class AwsClient(Client):
         """How many times a session + client was opened (1 for the engine's whole life)."""
         self._stack: contextlib.AsyncExitStack | None = None
         self._ecs: Any = None
+        self._opening: asyncio.Future[contextlib.AbstractAsyncContextManager[Any]] | None = None
+        """The thread building the client's context manager, kept across a cancelled first
+        call (a poll timeout) so the next call takes it over instead of dropping it unused."""
         self._open_lock = asyncio.Lock()
         self._wanted = _Wanted()
         self._fetches: dict[str, _Fetch] = {}
@@ -123,7 +126,14 @@ class AwsClient(Client):
                 try:
                     # botocore takes a quarter second to import: off the loop, so the other
                     # probes (and the TUI) keep going meanwhile.
-                    manager = await asyncio.to_thread(_open_ecs, self.connection)
+                    if self._opening is None:
+                        self._opening = asyncio.ensure_future(
+                            asyncio.to_thread(_open_ecs, self.connection)
+                        )
+                    opening = self._opening
+                    manager = await asyncio.shield(opening)
+                    if self._opening is opening:
+                        self._opening = None
                     client = await stack.enter_async_context(manager)
                 except BaseException:
                     await stack.aclose()
@@ -222,6 +232,14 @@ class AwsClient(Client):
         stack, self._stack, self._ecs = self._stack, None, None
         if stack is not None:
             await stack.aclose()
+        opening, self._opening = self._opening, None
+        if opening is not None:
+            # A client built for a call that was cancelled: open and close it, so its
+            # creation coroutine is not left un-awaited (and nothing stays open).
+            with contextlib.suppress(BaseException):
+                async with asyncio.timeout(self.connection.timeout):
+                    async with await opening:
+                        pass
 
 
 def _open_ecs(connection: AwsConnection) -> contextlib.AbstractAsyncContextManager[Any]:
