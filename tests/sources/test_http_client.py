@@ -235,3 +235,35 @@ def test_transport_switch_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPSTUI_HTTP_TRANSPORT", "curl")
     with pytest.raises(ValueError, match="OPSTUI_HTTP_TRANSPORT"):
         transport_from_env()
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+async def test_no_cookie_rides_from_one_request_to_the_next(
+    serve_app: ServeApp, transport: Transport
+) -> None:
+    """Each request stands alone, as the curl line a confirmation shows: a Set-Cookie from a
+    login-like answer is not sent back on the next request."""
+    seen: list[str] = []
+
+    async def login(request: web.Request) -> web.Response:
+        response = web.json_response({"ok": True})
+        response.set_cookie("session", "s3cret-session", path="/")
+        return response
+
+    async def echo(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie", ""))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_get("/login", login)
+    app.router.add_get("/after", echo)
+    url = await serve_app(app)
+    client = HttpClient(http_connection(url), transport=transport)
+    try:
+        first = await client.request("GET", "/login")
+        assert first.status_code == 200
+        await client.request("GET", "/after")
+        await client.request("GET", "/after")
+    finally:
+        await client.aclose()
+    assert seen == ["", ""]

@@ -135,6 +135,7 @@ class HttpClient(Client):
         self._base_url = real.copy_with(username=None, password=None)
         self._shown_base = httpx.URL(redact(connection.base_url))
         self._client: httpx.AsyncClient | None = None
+        self._urls: dict[str, httpx.URL] = {}
 
     @property
     def base_url(self) -> str:
@@ -143,7 +144,17 @@ class HttpClient(Client):
 
     def url_for(self, path: str) -> str:
         """The URL requested for `path` (without credentials; they go as a header)."""
-        return join_url(self._base_url, path)
+        return str(self._url(path))
+
+    def _url(self, path: str) -> httpx.URL:
+        """url_for as a parsed URL, cached: a probe asks for the same path every poll, and
+        building and parsing it was a tenth of each poll's cost."""
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= URL_CACHE_SIZE:  # templated action paths: stay bounded
+                self._urls.clear()
+            url = self._urls[path] = httpx.URL(join_url(self._base_url, path))
+        return url
 
     def shown_url(self, path: str) -> str:
         """url_for as it may be shown: a password in the base URL as ***."""
@@ -166,7 +177,7 @@ class HttpClient(Client):
             )
             headers = {"User-Agent": USER_AGENT}
             headers.update({k: reveal(v) for k, v in self.connection.headers.items()})
-            self._client = httpx.AsyncClient(
+            self._client = StatelessClient(
                 transport=transport,
                 headers=headers,
                 auth=self._auth,
@@ -193,7 +204,7 @@ class HttpClient(Client):
         seconds = self.connection.timeout if time_limit is None else time_limit
         sent = {name: reveal(value) for name, value in (headers or {}).items()}
         try:
-            url = self.url_for(path)
+            url = self._url(path)
             client = self._ensure_client()
             request = client.build_request(
                 method, url, headers=sent, content=content, timeout=httpx.Timeout(seconds)
@@ -224,6 +235,33 @@ class HttpClient(Client):
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()
+
+
+class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing and sends nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class StatelessClient(httpx.AsyncClient):
+    """httpx without a cookie jar. Every probe and action request stands alone, exactly as
+    the curl line the confirm modal shows (a cookie set by one step must not ride along on
+    the next); and reading Set-Cookie from every response was a tenth of each poll's cost."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: object) -> None:
+        return None
 
 
 async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
@@ -258,6 +296,7 @@ def get_http_client(
 # --- failures -------------------------------------------------------------------------------
 
 HINT_CONFIG = "likely a config or credentials problem"
+URL_CACHE_SIZE = 256
 _ERRNO_REASONS = {
     errno.ECONNREFUSED: "refused",
     errno.ECONNRESET: "connection reset",
