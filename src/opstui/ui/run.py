@@ -23,7 +23,6 @@ from platformdirs import user_log_path
 
 from opstui.config.kinds.prometheus import ViaPrometheus
 from opstui.config.models import Config
-from opstui.engine.mirror import MirrorEngine
 from opstui.engine.scheduler import Engine
 from opstui.ui.themes import load_themes, resolve_theme_name
 from opstui.ui.wall import WallOptions
@@ -117,7 +116,12 @@ def run_tui(
         from opstui.ui.app import OpstuiApp, build_runner
 
         via = via if via is not None else config.via_prometheus
-        engine = Engine(config) if via is None else MirrorEngine(config, via)
+        if via is None:
+            engine = Engine(config)
+        else:
+            from opstui.engine.mirror import MirrorEngine  # its HTTP client: only when used
+
+            engine = MirrorEngine(config, via)
         read_only = read_only or config.read_only or wall is not None
         runner = build_runner(engine, read_only=read_only)
         app = OpstuiApp(
