@@ -155,7 +155,7 @@ def deferred_secrets() -> Iterator[list[str]]:
 
 
 def _defer(reason: str, source: str, shape: str = "") -> Secret:
-    """The placeholder for a secret that is not available here (see deferred_secrets). A URL
+    """The Secret that stands in for one not available here (see deferred_secrets). A URL
     whose password is missing still shows itself as `scheme://user:***@host/...`."""
     found = _DEFERRED.get()
     assert found is not None
