@@ -357,3 +357,50 @@ async def test_a_config_without_probes_says_so_and_keys_do_nothing_harmful() -> 
         await pilot.pause()
         assert app.screen is app.dashboard
         assert "No probes to show" in str(app.dashboard.query_one("#empty").render())
+
+
+async def test_panels_scrolled_out_skip_drawing_and_show_their_news_when_back() -> None:
+    """Off-screen panels do not refresh (that made Textual lay out the whole screen again);
+    one scrolled back into view draws its latest snapshot at once, not what it showed before."""
+    clock = ManualClock()
+    probes = [{"id": f"svc-{i:02d}", "path": f"/h/{i}", "unit": "ms"} for i in range(16)]
+    config = Config.model_validate(
+        {
+            "refresh": "1m",
+            "connections": {"app": {"kind": "http", "base_url": "http://127.0.0.1:9"}},
+            "probes": [{"kind": "health", "connection": "app", **p} for p in probes],
+        }
+    )
+    engine = Engine(config, clock=clock, sources={})
+    for probe in probes:
+        engine.ingest(probe["id"], Reading(5.0, verdict=Severity.OK))
+    app = OpstuiApp(engine, poll=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        dashboard = app.dashboard
+        dashboard.tick = lambda: None  # type: ignore[method-assign]  # no once-a-second redraw
+        grid = dashboard.current_grid
+        first, last = grid.rows[0][0], grid.rows[-1][0]
+        assert first.live and not last.live  # 8 rows of 2; three fit in 24 lines
+        grid.scroll_end(animate=False)  # draw the last panel once, then leave it
+        await pilot.pause()
+        await pilot.pause()
+        assert last.live and not first.live
+        assert "777" not in screen_text(app)
+        grid.scroll_home(animate=False)
+        await pilot.pause()
+        await pilot.pause()
+        assert first.live and not last.live
+        clock.advance(1)
+        engine.ingest(last.probe_id, Reading(777.0, verdict=Severity.OK))
+        app.flush_snapshots()
+        await pilot.pause()
+        assert last.snapshot.value == 777.0
+        grid.scroll_end(animate=False)
+        await pilot.pause()
+        await pilot.pause()
+        assert "777 ms" in screen_text(app)
+
+
+def screen_text(app: OpstuiApp) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())

@@ -123,7 +123,8 @@ class ProbePanel(Widget, can_focus=True):
         self._body_key: tuple[object, ...] | None = None
         self._body: tuple[list[Text], list[Text]] = ([], [])
         self.live = True
-        """False while the panel's view is hidden: snapshots are kept, nothing is drawn."""
+        """False while the panel is off screen (its view hidden, or scrolled out): snapshots
+        are kept, nothing is drawn until it comes back (see ViewGrid.update_on_screen)."""
         self.border_title = snapshot.title
         self.add_class(f"-{snapshot.state.value}")
         if wall:
@@ -160,6 +161,14 @@ class ProbePanel(Widget, can_focus=True):
     def tick(self) -> None:
         """Called once a second: repaint if an age or countdown shown has moved on."""
         self._repaint_changed()
+
+    def repaint_all(self) -> None:
+        """Draw everything again from the latest snapshot (the panel just came on screen)."""
+        self._strips.clear()
+        self._lines = []
+        self._strips_size = (0, 0)
+        if self.is_mounted:
+            self.refresh()
 
     def visible_lines(self) -> list[str]:
         """The text the panel shows now, line by line (for tests and the dashboard)."""
