@@ -15,11 +15,9 @@ class PaletteHost(Protocol):
 
     def palette_probes(self) -> list[tuple[str, str]]:
         """(probe id, title) in config order."""
-        ...
 
     def palette_views(self) -> list[str]:
         """View names, in order (view n is key n)."""
-        ...
 
     def open_detail(self, probe_id: str) -> None: ...
 
@@ -33,7 +31,6 @@ class RunbookHost(Protocol):
 
     def palette_runbooks(self) -> list[tuple[str, str, list[tuple[str, str, str | None]]]]:
         """(runbook id, title, [(action id, action title, key or None), ...]) in config order."""
-        ...
 
     def open_runbook(self, runbook_id: str, trigger: str | None = None) -> None: ...
 

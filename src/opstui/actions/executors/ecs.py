@@ -24,7 +24,7 @@ from opstui.actions.base import (
     Verdict,
 )
 from opstui.actions.cancel import until_cancelled
-from opstui.actions.context import ExecutionContext
+from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.aws import AwsConnection
 from opstui.config.types import redact
 from opstui.sources.aws_client import AwsClient, get_ecs_client, match_services
@@ -36,9 +36,6 @@ MAX_TASKS = 100
 """describe_tasks' limit: list_tasks shows at most this many tasks."""
 EVENTS_SHOWN = 5
 
-
-class StepProblem(Exception):
-    """The step cannot be run as configured (missing service, bad count...): one line."""
 
 
 class EcsExecutor(Executor):
@@ -176,11 +173,8 @@ class EcsExecutor(Executor):
 
 
 def client_of(step: PreparedStep, ctx: ExecutionContext) -> AwsClient:
-    name = step.connection
-    connection = ctx.config.connections.get(name) if name else None
-    if not isinstance(connection, AwsConnection):
-        raise StepProblem(f"no aws connection {name!r}")
-    return get_ecs_client(ctx.pool, name or "", connection)
+    name, connection = connection_of(step, ctx, AwsConnection, "aws")
+    return get_ecs_client(ctx.pool, name, connection)
 
 
 def cluster_of(r: Mapping[str, Any]) -> str:

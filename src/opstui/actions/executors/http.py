@@ -19,7 +19,7 @@ from opstui.actions.base import (
     Progress,
     Verdict,
 )
-from opstui.actions.context import ExecutionContext
+from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.http import HttpConnection
 from opstui.sources.base import ProbeError
 from opstui.sources.http import get_http_client
@@ -57,10 +57,10 @@ class HttpExecutor(Executor):
         output: OutputSink,
         progress: Progress,
     ) -> Outcome:
-        name = step.connection or ""
-        connection = ctx.config.connections.get(name)
-        if not isinstance(connection, HttpConnection):
-            return Outcome(ok=False, summary=f"no http connection {name!r}", error="config")
+        try:
+            name, connection = connection_of(step, ctx, HttpConnection, "http")
+        except StepProblem as exc:
+            return Outcome(ok=False, summary=str(exc), error="config")
         method = str(step.rendered["method"]).upper()
         if read_only and method not in SAFE_METHODS:  # the runner never asks; refuse anyway
             return Outcome(ok=False, summary=f"{method} refused in read-only", error="read-only")

@@ -16,7 +16,7 @@ from opstui.actions.base import (
     Progress,
     Verdict,
 )
-from opstui.actions.context import ExecutionContext
+from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.prometheus import PrometheusConnection
 from opstui.sources.base import ProbeError
 from opstui.sources.prometheus import format_number, get_prometheus_client, parse_vector
@@ -72,10 +72,10 @@ class PrometheusExecutor(Executor):
         output: OutputSink,
         progress: Progress,
     ) -> Outcome:
-        name = step.connection or ""
-        connection = ctx.config.connections.get(name)
-        if not isinstance(connection, PrometheusConnection):
-            return Outcome(ok=False, summary=f"no prometheus connection {name!r}", error="config")
+        try:
+            name, connection = connection_of(step, ctx, PrometheusConnection, "prometheus")
+        except StepProblem as exc:
+            return Outcome(ok=False, summary=str(exc), error="config")
         client = get_prometheus_client(ctx.pool, name, connection)
         try:
             result = await client.query(str(step.rendered["query"]), step.timeout)

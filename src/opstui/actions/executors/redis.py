@@ -30,7 +30,7 @@ from opstui.actions.base import (
     Verdict,
 )
 from opstui.actions.cancel import until_cancelled
-from opstui.actions.context import ExecutionContext
+from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.redis import RedisConnection
 from opstui.config.models import Config
 from opstui.config.types import Secret, format_duration, redact, reveal
@@ -115,9 +115,6 @@ SIZE_OF_TYPE: dict[str, tuple[str, str]] = {
     "stream": ("XLEN", "entries"),
 }
 
-
-class StepProblem(Exception):
-    """The step cannot be run as configured (no such connection...): one line."""
 
 
 class CommandInfoUnavailable(Exception):
@@ -403,11 +400,8 @@ def command_of(step: PreparedStep) -> list[Any]:
 
 
 def client_of(step: PreparedStep, ctx: ExecutionContext) -> RedisClient:
-    name = step.connection
-    connection = ctx.config.connections.get(name) if name else None
-    if not isinstance(connection, RedisConnection):
-        raise StepProblem(f"no redis connection {name!r}")
-    return get_redis_client(ctx.pool, name or "", connection)
+    name, connection = connection_of(step, ctx, RedisConnection, "redis")
+    return get_redis_client(ctx.pool, name, connection)
 
 
 def configured_claim(step: PreparedStep, config: Config) -> bool | None:

@@ -30,7 +30,7 @@ from opstui.actions.base import (
     Verdict,
 )
 from opstui.actions.cancel import until_cancelled
-from opstui.actions.context import ExecutionContext
+from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.postgres import PostgresConnection
 from opstui.config.types import Secret, format_duration, redact, reveal
 from opstui.sources.base import ProbeError
@@ -56,9 +56,6 @@ LOCK_TIMEOUT = 2.0
 READ_ONLY_REASON = "runs in a READ ONLY transaction (the server refuses writes)"
 _MULTIPLE_COMMANDS = "cannot insert multiple commands into a prepared statement"
 
-
-class StepProblem(Exception):
-    """The step cannot be run as configured: one line."""
 
 
 class _Rollback(Exception):
@@ -181,11 +178,8 @@ def statement_of(rendered: Mapping[str, Any]) -> tuple[str, list[Any]]:
 
 
 def client_of(step: PreparedStep, ctx: ExecutionContext) -> PostgresClient:
-    name = step.connection
-    connection = ctx.config.connections.get(name) if name else None
-    if not isinstance(connection, PostgresConnection):
-        raise StepProblem(f"no postgres connection {name!r}")
-    return get_postgres_client(ctx.pool, name or "", connection)
+    name, connection = connection_of(step, ctx, PostgresConnection, "postgres")
+    return get_postgres_client(ctx.pool, name, connection)
 
 
 async def in_transaction(
