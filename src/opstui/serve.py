@@ -24,6 +24,8 @@ import socket
 import sys
 from typing import TYPE_CHECKING, Any
 
+from opstui.stopping import stop_on_signals
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -159,22 +161,15 @@ async def _serve(
         app, handle_signals=False, access_log=None, shutdown_timeout=CLOSE_TIMEOUT
     )
     await runner.setup()
-    stop = asyncio.Event()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-    try:
-        for sock in sockets:
-            await web.SockSite(runner, sock).start()
-        print(f"opstui serve: listening on http://{_shown(host)}:{port}", flush=True)
-        await stop.wait()
-        await server.stop_sessions()
-    finally:
-        await runner.cleanup()
-        for sig in handled:
-            loop.remove_signal_handler(sig)
+    with stop_on_signals() as stop:
+        try:
+            for sock in sockets:
+                await web.SockSite(runner, sock).start()
+            print(f"opstui serve: listening on http://{_shown(host)}:{port}", flush=True)
+            await stop.wait()
+            await server.stop_sessions()
+        finally:
+            await runner.cleanup()
     return 0
 
 

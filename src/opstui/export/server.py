@@ -6,9 +6,6 @@ nothing accumulates between scrapes; /healthz says whether the engine is polling
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 from collections.abc import Callable
 
 from aiohttp import web
@@ -18,6 +15,7 @@ from prometheus_client.registry import CollectorRegistry
 from opstui.config.models import Config
 from opstui.engine.scheduler import Engine
 from opstui.export.collector import SnapshotCollector
+from opstui.stopping import stop_on_signals
 
 DEFAULT_LISTEN = "127.0.0.1:9464"
 SHUTDOWN_TIMEOUT = 2.0
@@ -105,20 +103,12 @@ async def serve(
     """Run until SIGTERM/SIGINT; announce the bound /metrics URL once listening. Exit code."""
     exporter = Exporter(config)
     runner, bound = await _bind(exporter.app, host, port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    handled: list[signal.Signals] = []
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-            handled.append(sig)
-    try:
-        await exporter.start()
-        (announce or _announce)(f"opstui export: listening on {metrics_url(host, bound)}")
-        await stop.wait()
-    finally:
-        for sig in handled:
-            loop.remove_signal_handler(sig)
-        await exporter.stop()
-        await runner.cleanup()
+    with stop_on_signals() as stop:
+        try:
+            await exporter.start()
+            (announce or _announce)(f"opstui export: listening on {metrics_url(host, bound)}")
+            await stop.wait()
+        finally:
+            await exporter.stop()
+            await runner.cleanup()
     return 0
