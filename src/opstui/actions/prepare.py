@@ -77,7 +77,16 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     body = None
     if step.json_body is not None:
         body = render_value(step.json_body, ctx, "json", native=True)
-    url = join_url(httpx.URL(redact(connection.base_url)), path)
+    base = connection.base_url
+    if isinstance(base, Secret) and base.missing is not None:
+        # Its host is not known here, and nothing can be sent from here: Runner.unavailable
+        # refuses with the reason; the client checks the origin where the URL is known.
+        url = redact(base).rstrip("/") + "/" + path.lstrip("/")
+    else:
+        try:  # a templated path is checked here, before anything is sent or confirmed
+            url = join_url(httpx.URL(redact(base)), path)
+        except ValueError as exc:
+            raise RenderError(f"path: {exc}") from None
     parts = ["curl"]
     if step.method != "GET":
         parts += ["-X", step.method]
