@@ -99,6 +99,10 @@ def config_data(servers: Servers, tmp_path: Path) -> dict[str, Any]:
                     _action("fetch", "{{ params.p }}"),
                     _action("fetch-basic", "{{ params.p }}", connection="basic"),
                     _action("push", "{{ params.p }}", method="POST"),
+                    {
+                        **_action("vhost", "/items/1"),
+                        "headers": {"Host": "{{ params.p }}"},
+                    },
                     _action(
                         "hop",
                         "/redirect/{{ params.code }}?to={{ params.to }}",
@@ -413,3 +417,56 @@ async def test_a_same_origin_templated_path_runs(servers: Servers, tmp_path: Pat
         await parts.close()
     assert len(servers.origin.with_header("x-admin-key")) == 5
     _assert_nothing_foreign(servers)
+
+
+@pytest.mark.parametrize("mode", ["no-token", "read-only-yes"])
+@pytest.mark.parametrize("host", ["foreign", "foreign-name", "origin-host-other-port"])
+async def test_a_host_header_cannot_name_another_origin(
+    host: str, mode: str, servers: Servers, tmp_path: Path
+) -> None:
+    """Behind a shared proxy the Host header picks the service: it must be the origin's."""
+    foreign = servers.foreign.url.removeprefix("http://")
+    value = {
+        "foreign": foreign,
+        "foreign-name": "admin.internal",
+        "origin-host-other-port": f"127.0.0.1:{foreign.partition(':')[2]}",
+    }[host]
+    config = Config.model_validate(config_data(servers, tmp_path))
+    parts = make_runner(config, tmp_path, read_only=mode == "read-only-yes")
+    try:
+        with pytest.raises(ActionError, match=r"headers: Host: .* not the connection.s origin"):
+            step = await parts.runner.prepare_action("r", "vhost", {"p": value})
+            token = parts.runner.confirm(step, via="--yes") if "yes" in mode else None
+            await parts.runner.run(step, token=token)
+    finally:
+        await parts.close()
+    assert servers.origin.requests() == [], dump(servers)
+    _assert_nothing_foreign(servers)
+
+
+@pytest.mark.parametrize("where", ["connection", "action"])
+def test_validate_refuses_a_literal_foreign_host_header(
+    where: str, servers: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = config_data(servers, tmp_path)
+    target = data["connections"]["app"] if where == "connection" else data["runbooks"][0]
+    if where == "action":
+        target = target["actions"][0]
+        target["headers"] = {}
+    target["headers"]["Host"] = servers.foreign.url.removeprefix("http://")
+    err = _validate(tmp_path, data, capsys)
+    assert "headers: Host: " in err and "refused" in err, err
+    assert servers.origin.requests() == [] and servers.foreign.requests() == []
+
+
+async def test_a_host_header_naming_the_origin_runs(servers: Servers, tmp_path: Path) -> None:
+    config = Config.model_validate(config_data(servers, tmp_path))
+    parts = make_runner(config, tmp_path)
+    origin = servers.origin.url.removeprefix("http://")
+    try:
+        step = await parts.runner.prepare_action("r", "vhost", {"p": origin})
+        outcome = await parts.runner.run(step)
+    finally:
+        await parts.close()
+    assert outcome.ok, outcome
+    assert [s.headers["host"] for s in servers.origin.requests()] == [origin]

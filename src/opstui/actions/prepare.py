@@ -25,7 +25,7 @@ import httpx
 from opstui.actions.conditions import parse_condition
 from opstui.actions.templates import RenderError, render_text, render_value
 from opstui.config.base import is_sensitive_header
-from opstui.config.kinds.http import HttpConnection
+from opstui.config.kinds.http import HttpConnection, check_host_header
 from opstui.config.models import Config
 from opstui.config.types import Secret, format_duration, redact
 from opstui.sources.http import join_url
@@ -87,6 +87,11 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
             url = join_url(httpx.URL(redact(base)), path)
         except ValueError as exc:
             raise RenderError(f"path: {exc}") from None
+        pairs = [(k, None if isinstance(v, Secret) else str(v)) for k, v in headers.items()]
+        try:
+            check_host_header(redact(base), pairs)
+        except ValueError as exc:
+            raise RenderError(f"headers: {exc}") from None
     parts = ["curl"]
     if step.method != "GET":
         parts += ["-X", step.method]

@@ -39,6 +39,7 @@ from opstui.config.kinds.http import (
     OffOrigin,
     ScrapeProbe,
     StatusCode,
+    check_host_header,
     join_on_origin,
     method_override,
 )
@@ -362,6 +363,7 @@ def _http_requests(config: Config) -> Iterable[ReferenceProblem]:
             continue
         yield from _path_on_origin(connection, probe.path, ("probes", index, "path"))
         own = probe.headers if isinstance(probe, HealthProbe) else {}
+        yield from _host_on_origin(connection, own, ("probes", index, "headers"))
         override = method_override(_header_pairs(own), probe.path)
         if override is not None:
             yield ReferenceProblem(
@@ -385,6 +387,29 @@ def _http_requests(config: Config) -> Iterable[ReferenceProblem]:
                 if isinstance(path, str) and not _is_template(path):
                     at = ("runbooks", ri, section, index, "path")
                     yield from _path_on_origin(connection, path, at)
+                own = {
+                    k: v
+                    for k, v in (getattr(step, "headers", None) or {}).items()
+                    if isinstance(v, Secret) or not _is_template(v)
+                }
+                at = ("runbooks", ri, section, index, "headers")
+                yield from _host_on_origin(connection, own, at)
+    for name, connection in config.connections.items():
+        if isinstance(connection, HttpConnection):
+            where = ("connections", name, "headers")
+            yield from _host_on_origin(connection, connection.headers, where)
+
+
+def _host_on_origin(
+    connection: HttpConnection, headers: Mapping[str, str | Secret], at: tuple[str | int, ...]
+) -> Iterable[ReferenceProblem]:
+    base = _known_base(connection)
+    if base is None:
+        return
+    try:
+        check_host_header(base, _header_pairs(headers))
+    except OffOrigin as exc:
+        yield ReferenceProblem(at, str(exc))
 
 
 def _header_pairs(headers: Mapping[str, str | Secret]) -> list[tuple[str, str | None]]:

@@ -26,7 +26,13 @@ from typing import Literal, get_args
 import httpx
 
 from opstui import __version__
-from opstui.config.kinds.http import OffOrigin, join_on_origin, origin_text, same_origin
+from opstui.config.kinds.http import (
+    OffOrigin,
+    check_host_header,
+    join_on_origin,
+    origin_text,
+    same_origin,
+)
 from opstui.config.models import HttpConnection, is_sensitive_header
 from opstui.config.types import Secret, format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
@@ -212,6 +218,10 @@ class HttpClient(Client):
         """
         seconds = self.connection.timeout if time_limit is None else time_limit
         sent = {name: reveal(value) for name, value in (headers or {}).items()}
+        try:
+            check_host_header(str(self._base_url), sent.items())
+        except OffOrigin as exc:  # the second wall, as for paths
+            raise ProbeError(f"headers: {exc}") from None
         try:
             url = self._url(path)
             client = self._ensure_client()

@@ -237,6 +237,28 @@ def join_on_origin(base_url: str, path: str) -> str:
     return joined
 
 
+def check_host_header(base_url: str, headers: Iterable[tuple[str, str | None]]) -> None:
+    """OffOrigin when a `Host` header names another host or port than the base URL: behind a
+    shared proxy it routes the request, and its credentials, to another service. A secret
+    value (None) cannot be checked, so it is refused too."""
+    for name, value in headers:
+        if name.strip().lower() != "host":
+            continue
+        if value is None:
+            raise OffOrigin("a Host header that is a secret cannot be checked; refused")
+        scheme = urlsplit(base_url).scheme or "http"
+        if not same_origin(_without_userinfo(base_url), f"{scheme}://{value.strip()}/"):
+            raise OffOrigin(
+                f"Host: {_shown_text(value, 80)} is not the connection's origin "
+                f"{origin_text(base_url)}; refused"
+            )
+
+
+def _without_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 # --- method overrides (DESIGN.md section 6, point 1) ----------------------------------------
 
 
