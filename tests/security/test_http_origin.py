@@ -249,8 +249,12 @@ async def test_the_client_itself_refuses_an_off_origin_path(servers: Servers) ->
     try:
         with pytest.raises(ProbeError, match="not the connection's origin"):
             await client.request("GET", f"{servers.foreign.url}/steal")
+        with pytest.raises(ProbeError, match="headers: Host: "):
+            await client.request("GET", "/items/1", headers={"host": "admin.internal"})
+        assert client.shown_url(f"{servers.foreign.url}/x") == f"{servers.foreign.url}/x"
     finally:
         await client.aclose()
+    assert servers.origin.requests() == []
     _assert_nothing_foreign(servers)
 
 

@@ -169,8 +169,12 @@ class HttpClient(Client):
         return url
 
     def shown_url(self, path: str) -> str:
-        """url_for as it may be shown: a password in the base URL as ***."""
-        return join_url(self._shown_base, path)
+        """url_for as it may be shown: a password in the base URL as ***. A path off the
+        origin (never requested: _url refuses it) is shown as written, to say what it was."""
+        try:
+            return join_url(self._shown_base, path)
+        except OffOrigin:
+            return path
 
     def shown_headers(self, extra: Mapping[str, HeaderValue] | None = None) -> dict[str, str]:
         """Connection headers with `extra` merged over them, secrets (and likely ones) as ***."""
@@ -218,10 +222,13 @@ class HttpClient(Client):
         """
         seconds = self.connection.timeout if time_limit is None else time_limit
         sent = {name: reveal(value) for name, value in (headers or {}).items()}
-        try:
-            check_host_header(str(self._base_url), sent.items())
-        except OffOrigin as exc:  # the second wall, as for paths
-            raise ProbeError(f"headers: {exc}") from None
+        every = (*self.connection.headers.items(), *sent.items())
+        hosts = [(name, reveal(value)) for name, value in every if name.lower() == "host"]
+        if hosts:  # the second wall, as for paths: validate and prepare refuse first
+            try:
+                check_host_header(str(self._base_url), hosts)
+            except OffOrigin as exc:
+                raise ProbeError(f"headers: {exc}") from None
         try:
             url = self._url(path)
             client = self._ensure_client()
