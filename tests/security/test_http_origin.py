@@ -474,3 +474,27 @@ async def test_a_host_header_naming_the_origin_runs(servers: Servers, tmp_path: 
         await parts.close()
     assert outcome.ok, outcome
     assert [s.headers["host"] for s in servers.origin.requests()] == [origin]
+
+
+@pytest.mark.parametrize(
+    ("base", "path", "expected"),
+    [
+        ("http://bücher.example/api/", "health", "http://xn--bcher-kva.example/api/health"),
+        ("http://bücher.example", "http://BÜCHER.example/x", "http://xn--bcher-kva.example/x"),
+        ("https://Example.COM", "https://example.com:443/x", "https://example.com/x"),
+        ("http://[::1]:5000", "/x", "http://[::1]:5000/x"),
+        ("http://[::1]:5000", "http://[::2]:5000/x", None),
+        ("http://bücher.example", "http://bucher.example/x", None),
+        ("http://127.0.0.1:5000", "http://127.0.0.1.:5000/x", None),
+    ],
+)
+def test_hosts_are_compared_normalised(base: str, path: str, expected: str | None) -> None:
+    """No false positive for an IDN, a host's case or a default port written out; a host
+    that differs after normalisation is refused."""
+    from opstui.config.kinds.http import OffOrigin, join_on_origin
+
+    if expected is None:
+        with pytest.raises(OffOrigin, match="not the connection's origin"):
+            join_on_origin(base, path)
+    else:
+        assert join_on_origin(base, path) == expected

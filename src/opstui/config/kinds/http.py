@@ -121,7 +121,12 @@ def _by_urllib(url: str) -> Origin:
     scheme = parts.scheme.lower()
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
     port = parts.port or _DEFAULT_PORTS.get(scheme)
-    return scheme, (parts.hostname or "").lower(), port, userinfo
+    host = parts.hostname or ""
+    if not host.isascii():  # urllib keeps an IDN as written; the others send its A-label
+        import idna
+
+        host = idna.encode(host, uts46=True).decode("ascii")
+    return scheme, host.lower(), port, userinfo
 
 
 def _by_yarl(url: str) -> Origin:
