@@ -239,7 +239,11 @@ class HttpClient(Client):
             async with asyncio.timeout(seconds):
                 response = await client.send(request, stream=True)
                 for _hop in range(redirects):
-                    following = self._next_hop(request, response)
+                    try:
+                        following = self._next_hop(request, response)
+                    except ProbeError:
+                        await response.aclose()
+                        raise
                     if following is None:
                         break
                     await response.aclose()
