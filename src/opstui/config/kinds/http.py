@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 from collections.abc import Iterable, Iterator
@@ -107,6 +108,7 @@ Origin = tuple[str, str, int | None, str]
 """scheme, host (lower-case, as the parser keeps it), port (defaults filled in), userinfo."""
 
 
+@functools.lru_cache(maxsize=1024)
 def _by_httpx(url: str) -> Origin:
     import httpx
 
@@ -116,6 +118,7 @@ def _by_httpx(url: str) -> Origin:
     return scheme, parsed.raw_host.decode("ascii").lower(), port, parsed.userinfo.decode()
 
 
+@functools.lru_cache(maxsize=1024)
 def _by_urllib(url: str) -> Origin:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -129,6 +132,7 @@ def _by_urllib(url: str) -> Origin:
     return scheme, host.lower(), port, userinfo
 
 
+@functools.lru_cache(maxsize=1024)
 def _by_yarl(url: str) -> Origin:
     """As aiohttp will see it: the aiohttp transport hands it `str(request.url)`."""
     import yarl
@@ -141,6 +145,7 @@ def _by_yarl(url: str) -> Origin:
 
 
 _PARSERS = (_by_httpx, _by_urllib, _by_yarl)
+"""Each cached: a base URL is read again for every path joined to it."""
 
 
 def origin_text(url: str) -> str:
@@ -190,6 +195,7 @@ def _without_dot_segments(path: str) -> str:
     return "/".join(segments)
 
 
+@functools.lru_cache(maxsize=4096)
 def join_on_origin(base_url: str, path: str) -> str:
     """The URL a request for `path` goes to, or OffOrigin (one line) when it would leave the
     base URL's scheme, host and port, carry its own userinfo, or climb above the base URL's
@@ -198,12 +204,12 @@ def join_on_origin(base_url: str, path: str) -> str:
     A plain path is put under the prefix (`/api` + `/health` = `/api/health`). A path that
     names a scheme or a host is resolved as a URL reference and must come back to the same
     origin. The result is then read by every parser on the way (httpx, urllib, yarl) and
-    compared: normalised and compared, never pattern-matched.
+    compared: normalised and compared, never pattern-matched. Cached: validate, prepare and
+    the client each ask for the same paths (a refusal is not cached; it raises each time).
     """
     import httpx
 
     shown = _shown_text(path)
-    origin = origin_text(base_url)
     try:
         base = httpx.URL(base_url)
         parts = urlsplit(path)
@@ -231,7 +237,8 @@ def join_on_origin(base_url: str, path: str) -> str:
         joined = str(base.copy_with(raw_path=prefix + reference.raw_path.lstrip(b"/")))
     if not same_origin(base_url, joined):
         raise OffOrigin(
-            f"{shown!r} goes to {origin_text(joined)}, not the connection's origin {origin}; "
+            f"{shown!r} goes to {origin_text(joined)}, not the connection's origin "
+            f"{origin_text(base_url)}; "
             "refused"
         )
     prefix_text = base.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
