@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from opstui.actions.runner import Refused
+from opstui.actions.runner import ActionError, Refused
 from opstui.cli import main
 from opstui.config.models import Config
 from tests.actions.support import make_runner
@@ -59,6 +59,8 @@ ATTACKS: dict[str, dict[str, Any]] = {
     "json-body-templated": {"json": {"_method": "{{ params.m }}"}},
     "form-body-_method": {"headers": {"Content-Type": FORM}, "json": "&_method=DELETE&"},
 }
+SMUGGLED = {"headers": {"X-Note": "{{ params.m }}"}}
+"""A templated header whose value smuggles an override header in with CR/LF."""
 LITERAL = [name for name, keys in ATTACKS.items() if "{{" not in repr(keys)]
 
 
@@ -97,6 +99,10 @@ def config_data(servers: Servers, tmp_path: Path) -> dict[str, Any]:
                     _step("safe-query", {"path": "/items/1?_method=GET"}, action=True),
                     _step("safe-header", {"headers": {"X-HTTP-Method": "get"}}, action=True),
                     _step("get-with-body", {"json": {"q": "x"}}, action=True),
+                    {
+                        **_step("smuggle", SMUGGLED, action=True),
+                        "params": {"m": {"type": "str"}},
+                    },
                 ],
             }
         ],
@@ -218,3 +224,24 @@ async def test_no_false_positive(name: str, servers: Servers, tmp_path: Path) ->
     assert outcome.ok, outcome
     assert len(servers.origin.requests()) == 1
     _assert_item_kept(servers, reached=True)
+
+
+@pytest.mark.parametrize(
+    "value", ["x\r\nX-HTTP-Method-Override: DELETE", "x\nX-HTTP-Method: DELETE"]
+)
+@pytest.mark.parametrize("mode", ["no-token", "read-only-yes"])
+async def test_a_header_cannot_smuggle_an_override(
+    value: str, mode: str, servers: Servers, tmp_path: Path
+) -> None:
+    """Refused when rendered (before classification could miss it), whatever the transport
+    would have done with it."""
+    config = Config.model_validate(config_data(servers, tmp_path))
+    parts = make_runner(config, tmp_path, read_only=mode == "read-only-yes")
+    try:
+        with pytest.raises(ActionError, match=r"headers\.X-Note: control characters"):
+            step = await parts.runner.prepare_action("r", "smuggle", {"m": value})
+            token = parts.runner.confirm(step, via="--yes") if "yes" in mode else None
+            await parts.runner.run(step, token=token)
+    finally:
+        await parts.close()
+    _assert_item_kept(servers)

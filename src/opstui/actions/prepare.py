@@ -88,6 +88,9 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
         except ValueError as exc:
             raise RenderError(f"path: {exc}") from None
         pairs = [(k, None if isinstance(v, Secret) else str(v)) for k, v in headers.items()]
+        for name, value in pairs:  # a CR/LF would smuggle a header nobody classified
+            if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise RenderError(f"headers.{name}: control characters in a header; refused")
         try:
             check_host_header(redact(base), pairs)
         except ValueError as exc:
