@@ -25,7 +25,7 @@ import httpx
 from opstui.actions.conditions import parse_condition
 from opstui.actions.templates import RenderError, render_text, render_value
 from opstui.config.base import is_sensitive_header
-from opstui.config.kinds.http import HttpConnection
+from opstui.config.kinds.http import HttpConnection, check_host_header
 from opstui.config.models import Config
 from opstui.config.types import Secret, format_duration, redact
 from opstui.sources.http import join_url
@@ -77,7 +77,24 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     body = None
     if step.json_body is not None:
         body = render_value(step.json_body, ctx, "json", native=True)
-    url = join_url(httpx.URL(redact(connection.base_url)), path)
+    base = connection.base_url
+    if isinstance(base, Secret) and base.missing is not None:
+        # Its host is not known here, and nothing can be sent from here: Runner.unavailable
+        # refuses with the reason; the client checks the origin where the URL is known.
+        url = redact(base).rstrip("/") + "/" + path.lstrip("/")
+    else:
+        try:  # a templated path is checked here, before anything is sent or confirmed
+            url = join_url(httpx.URL(redact(base)), path)
+        except ValueError as exc:
+            raise RenderError(f"path: {exc}") from None
+        pairs = [(k, None if isinstance(v, Secret) else str(v)) for k, v in headers.items()]
+        for name, value in pairs:  # a CR/LF would smuggle a header nobody classified
+            if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise RenderError(f"headers.{name}: control characters in a header; refused")
+        try:
+            check_host_header(redact(base), pairs)
+        except ValueError as exc:
+            raise RenderError(f"headers: {exc}") from None
     parts = ["curl"]
     if step.method != "GET":
         parts += ["-X", step.method]
