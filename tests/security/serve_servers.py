@@ -212,21 +212,23 @@ def serving(directory: Path, backend: Backend, *, auth: bool) -> Iterator[Served
         served.close()
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[Backend]:
+@pytest.fixture(scope="module", name="backend")
+def backend_fixture() -> Iterator[Backend]:
     with backend_started() as started:
         yield started
 
 
-@pytest.fixture(scope="module")
-def gated(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", name="gated")
+def gated_fixture(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """`opstui serve` with a token (label wall-tv) and a basic-auth user (alice)."""
     with serving(tmp_path_factory.mktemp("gated"), backend, auth=True) as served:
         yield served
 
 
-@pytest.fixture(scope="module")
-def open_serve(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+@pytest.fixture(scope="module", name="open_serve")
+def open_serve_fixture(
+    backend: Backend, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     """`opstui serve` without a serve: section: read-only children, loopback only."""
     with serving(tmp_path_factory.mktemp("open"), backend, auth=False) as served:
         yield served
@@ -242,10 +244,10 @@ class Terminal:
     async def start(self, width: int = 120, height: int = 40) -> None:
         await self.ws.send_str(json.dumps(["resize", {"width": width, "height": height}]))
 
-    async def wait_for(self, *wanted: str, timeout: float = DEADLINE) -> str:
+    async def wait_for(self, *wanted: str) -> str:
         """Read output until every wanted text has arrived since the last `mark()`."""
         loop = asyncio.get_running_loop()
-        end = loop.time() + timeout
+        end = loop.time() + DEADLINE
         while not all(text.encode() in self.screen for text in wanted):
             left = end - loop.time()
             assert left > 0, f"never saw {wanted} in {self.screen[-3000:]!r}"

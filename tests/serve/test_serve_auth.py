@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from opstui.config.serve import ServeConfig
-from opstui.serve import COOKIE, Gate, ServeError, VIEWER_ENV, gate_from
+from opstui.serve import COOKIE, VIEWER_ENV, Gate, ServeError, gate_from
 from tests.security.serve_servers import (  # noqa: F401 - fixtures
     ACTION_PATH,
     DEADLINE,
@@ -29,10 +29,10 @@ from tests.security.serve_servers import (  # noqa: F401 - fixtures
     Backend,
     Served,
     Terminal,
-    backend,
+    backend_fixture,
     basic,
-    gated,
-    open_serve,
+    gated_fixture,
+    open_serve_fixture,
     run_mutation,
     serve_env,
     write_config,
@@ -72,7 +72,9 @@ def test_a_session_cookie_is_signed_by_this_process_only() -> None:
     assert gate.by_cookie(f"{name}.{signature}\u00e9") is None  # non-ASCII: refused, no error
 
 
-def test_a_missing_secret_is_one_line_never_a_fallback_to_no_auth(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_secret_is_one_line_never_a_fallback_to_no_auth(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from opstui.config.types import deferred_secrets
 
     monkeypatch.delenv("OPSTUI_TEST_UNSET_TOKEN", raising=False)
@@ -185,12 +187,14 @@ async def test_without_auth_the_same_keys_never_reach_the_backend(
     open_serve: Served, backend: Backend
 ) -> None:
     before = len(backend.mutations())
-    async with aiohttp.ClientSession(timeout=_timeout()) as session:
-        async with session.ws_connect(ws_url(open_serve)) as ws:
-            await run_mutation(Terminal(ws))
-            [viewer] = open_serve.viewers()
-            assert "--read-only" in viewer.cmdline()
-            assert VIEWER_ENV not in viewer.environ()
+    async with (
+        aiohttp.ClientSession(timeout=_timeout()) as session,
+        session.ws_connect(ws_url(open_serve)) as ws,
+    ):
+        await run_mutation(Terminal(ws))
+        [viewer] = open_serve.viewers()
+        assert "--read-only" in viewer.cmdline()
+        assert VIEWER_ENV not in viewer.environ()
     assert backend.mutations()[before:] == []
     assert all(r.get("viewer") is None for r in open_serve.audit())
     await asyncio.to_thread(open_serve.wait_no_viewers)
