@@ -35,6 +35,7 @@ from tests.security.serve_servers import (  # noqa: F401 - fixtures
     open_serve_fixture,
     run_mutation,
     serve_env,
+    start_serve,
     write_config,
     ws_url,
 )
@@ -198,3 +199,20 @@ async def test_without_auth_the_same_keys_never_reach_the_backend(
     assert backend.mutations()[before:] == []
     assert all(r.get("viewer") is None for r in open_serve.audit())
     await asyncio.to_thread(open_serve.wait_no_viewers)
+
+
+async def test_with_auth_serve_listens_beyond_loopback_and_still_asks(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """The other side of the loopback refusal: with a serve: section, 0.0.0.0 is allowed."""
+    served = start_serve(write_config(tmp_path, backend.url, auth=True), listen="0.0.0.0:0")
+    try:
+        port = served.base.rsplit(":", 1)[1]
+        async with (
+            aiohttp.ClientSession(timeout=_timeout()) as session,
+            session.get(f"http://127.0.0.1:{port}/") as refused,
+        ):
+            assert refused.status == 401
+        assert served.viewers() == []
+    finally:
+        served.close()
