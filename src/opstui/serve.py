@@ -338,15 +338,26 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def _loopback_host(host: str) -> bool:
+    """A Host header naming this machine's loopback (an address or localhost)."""
+    try:
+        name = urlsplit(f"//{host}").hostname or ""
+    except ValueError:
+        return False
+    return name == "localhost" or name.endswith(".localhost") or _loopback_address(name)
+
+
 def _guard(gate: Gate | None, public_url: str | None) -> Any:
     """The aiohttp middleware that runs before every handler: the page, the static files,
-    downloads and, above all, the websocket (whose handler starts a child). Without a gate
-    it only checks the websocket's Origin (another site's page may not read a dashboard
-    through a browser that can reach serve); with one, a request without a valid cookie,
-    bearer token or basic auth is 401 and no handler runs."""
+    downloads and, above all, the websocket (whose handler starts a child). A websocket's
+    Origin must be the page's own (another site's page may not drive a dashboard through a
+    browser that can reach serve). Without a gate, the Host must be a loopback name (or
+    --public-url's), so a rebound DNS name cannot read the read-only dashboard; with one, a
+    request without a valid cookie, bearer token or basic auth is 401 and no handler runs."""
     from aiohttp import web
 
     public_origin = _origin(public_url) if public_url else None
+    public_host = urlsplit(public_url).netloc.lower() if public_url else None
     secure_cookie = public_origin is not None and public_origin.startswith("https:")
     if gate is None:
         refusal = "opstui serve: authentication required"
@@ -375,6 +386,9 @@ def _guard(gate: Gate | None, public_url: str | None) -> Any:
             if origin is not None and origin.lower() != expected:
                 return web.Response(status=403, text="opstui serve: this page's origin only\n")
         if gate is None:
+            if not _loopback_host(request.host) and request.host.lower() != public_host:
+                # DNS rebinding: another site's name pointed at 127.0.0.1
+                return web.Response(status=403, text="opstui serve: loopback names only\n")
             request[VIEWER_KEY] = None
             return await handler(request)
         cookie = request.cookies.get(COOKIE)

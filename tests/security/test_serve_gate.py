@@ -178,6 +178,29 @@ async def test_read_only_serve_refuses_another_sites_websocket(
     assert backend.requests[before:] == []
 
 
+@pytest.mark.parametrize("target", ["page", "websocket"])
+async def test_read_only_serve_refuses_a_rebound_dns_name(
+    open_serve: Served, backend: Backend, target: str
+) -> None:
+    """DNS rebinding: evil.example resolved to 127.0.0.1, so the browser's Host (and, for the
+    websocket, Origin) is evil.example's: same origin to the browser, refused by serve."""
+    await asyncio.to_thread(open_serve.wait_no_viewers)
+    before = len(backend.requests)
+    port = open_serve.base.rsplit(":", 1)[1]
+    rebound = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        if target == "page":
+            async with session.get(open_serve.base + "/", headers=rebound) as response:
+                assert response.status == 403
+                assert TITLE not in await response.text()
+        else:
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await session.ws_connect(ws_url(open_serve), headers=rebound)
+            assert refused.value.status == 403
+    await _settled_no_child(open_serve)
+    assert backend.requests[before:] == []
+
+
 def _own_public_address() -> str | None:
     for addresses in psutil.net_if_addrs().values():
         for address in addresses:
