@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "port 0 picks a free one)")
 
     serve = sub.add_parser(
-        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs"
+        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs",
+        description="Every browser runs its own opstui. Read-only, on loopback only, unless "
+        "the config's serve: section names tokens or users (see docs/config.md).",
     )
     _common(serve, suppress=True)
     _tui_options(serve, suppress=True)

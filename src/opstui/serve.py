@@ -392,8 +392,9 @@ def _guard(gate: Gate | None, public_url: str | None) -> Any:
             request[VIEWER_KEY] = None
             return await handler(request)
         cookie = request.cookies.get(COOKIE)
-        viewer = gate.viewer(cookie, request.headers.get("Authorization"))
-        if viewer is None and route == "index" and TOKEN_PARAM in request.query:
+        if route == "index" and TOKEN_PARAM in request.query:
+            # A token link decides on its own (a wrong one is refused, whatever else the
+            # browser holds); a right one never stays in the address bar or a Referer.
             viewer = gate.by_token(request.query[TOKEN_PARAM])
             if viewer is not None:
                 rest = [(k, v) for k, v in request.query.items() if k != TOKEN_PARAM]
@@ -401,6 +402,8 @@ def _guard(gate: Gate | None, public_url: str | None) -> Any:
                 moved = web.Response(status=303, headers={"Location": location})
                 with_cookie(moved, request, viewer)
                 return moved
+        else:
+            viewer = gate.viewer(cookie, request.headers.get("Authorization"))
         if viewer is None:
             challenge = {"WWW-Authenticate": 'Basic realm="opstui", charset="UTF-8"'}
             return web.Response(

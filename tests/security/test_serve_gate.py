@@ -94,6 +94,9 @@ HTTP_ATTACKS: dict[str, tuple[str, Callable[[], Headers]]] = {
     "cookie-other-servers-key": ("/", lambda: _cookie(_other_servers_cookie())),
     "cookie-label-only": ("/", lambda: _cookie(TOKEN_LABEL)),
     "static-cookie-forged": ("/static/js/textual.js", lambda: _cookie(_forged_signature())),
+    "page-wrong-token-with-valid-basic": (
+        "/?token=wrong-token-0123456789", lambda: {"Authorization": basic(USER, PASSWORD)}
+    ),
 }
 
 
