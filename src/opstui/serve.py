@@ -359,9 +359,7 @@ def _guard(gate: Gate | None, public_url: str | None) -> Any:
     public_origin = _origin(public_url) if public_url else None
     public_host = urlsplit(public_url).netloc.lower() if public_url else None
     secure_cookie = public_origin is not None and public_origin.startswith("https:")
-    if gate is None:
-        refusal = "opstui serve: authentication required"
-    elif gate.basic:
+    if gate is not None and gate.basic:
         refusal = "opstui serve: sign in with your user name and password, or a token link"
     else:
         refusal = "opstui serve: open the link with ?token=... that you were given"
