@@ -35,6 +35,7 @@ import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -328,8 +329,8 @@ async def _serve(
     return 0
 
 
-VIEWER_KEY = "opstui_viewer"
-"""Where the guard leaves the request's viewer for the websocket handler."""
+_VIEWER: ContextVar[str | None] = ContextVar("opstui_serve_viewer", default=None)
+"""The request's viewer, set by the guard right before it calls the handler (same task)."""
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
 
@@ -387,7 +388,7 @@ def _guard(gate: Gate | None, public_url: str | None) -> Any:
             if not _loopback_host(request.host) and request.host.lower() != public_host:
                 # DNS rebinding: another site's name pointed at 127.0.0.1
                 return web.Response(status=403, text="opstui serve: loopback names only\n")
-            request[VIEWER_KEY] = None
+            _VIEWER.set(None)
             return await handler(request)
         cookie = request.cookies.get(COOKIE)
         if route == "index" and TOKEN_PARAM in request.query:
@@ -407,7 +408,7 @@ def _guard(gate: Gate | None, public_url: str | None) -> Any:
             return web.Response(
                 status=401, text=refusal + "\n", headers=challenge if gate.basic else None
             )
-        request[VIEWER_KEY] = viewer
+        _VIEWER.set(viewer)
         response = await handler(request)
         if route == "index" and (cookie is None or gate.by_cookie(cookie) != viewer):
             with_cookie(response, request, viewer)
@@ -511,7 +512,7 @@ def _make_server(
                 await websocket.prepare(request)
                 service = OpstuiAppService(
                     command,
-                    request.get(VIEWER_KEY),
+                    _VIEWER.get(),
                     write_bytes=websocket.send_bytes,
                     write_str=websocket.send_str,
                     close=websocket.close,

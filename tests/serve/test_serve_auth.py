@@ -39,6 +39,7 @@ from tests.security.serve_servers import (  # noqa: F401 - fixtures
     write_config,
     ws_url,
 )
+from tests.support import ServeApp
 
 NO_REDIRECTS = {"allow_redirects": False}
 
@@ -216,3 +217,30 @@ async def test_with_auth_serve_listens_beyond_loopback_and_still_asks(
         assert served.viewers() == []
     finally:
         served.close()
+
+
+async def test_token_only_gate_asks_for_the_link_not_a_password(serve_app: ServeApp) -> None:
+    """The middleware in process, with tokens and no users: no basic-auth prompt for a
+    browser to show, and basic credentials count for nothing."""
+    from aiohttp import web
+
+    from opstui.serve import _guard
+
+    reached: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        reached.append(request.path)
+        return web.Response(text="page")
+
+    app = web.Application(middlewares=[_guard(Gate({"tv": TOKEN}, {}), None)])
+    app.router.add_get("/", handler, name="index")
+    base = await serve_app(app)
+    async with aiohttp.ClientSession(timeout=_timeout()) as session:
+        for headers in ({}, {"Authorization": basic("tv", TOKEN)}):
+            async with session.get(f"{base}/", headers=headers) as refused:
+                assert refused.status == 401
+                assert "WWW-Authenticate" not in refused.headers
+                assert "?token=" in await refused.text()
+        async with session.get(f"{base}/", headers={"Authorization": f"Bearer {TOKEN}"}) as ok:
+            assert ok.status == 200
+    assert reached == ["/"]
