@@ -30,11 +30,14 @@ from tests.security.serve_servers import (  # noqa: F401 - fixtures
     USER,
     Backend,
     Served,
+    Terminal,
     backend_fixture,
     basic,
     gated_fixture,
     open_serve_fixture,
+    run_mutation,
     serve_env,
+    start_serve,
     write_config,
     ws_url,
 )
@@ -202,6 +205,28 @@ async def test_read_only_serve_refuses_a_rebound_dns_name(
             assert refused.value.status == 403
     await _settled_no_child(open_serve)
     assert backend.requests[before:] == []
+
+
+async def test_a_signed_in_viewer_of_a_read_only_serve_cannot_mutate(
+    backend: Backend, tmp_path: Path
+) -> None:
+    """`serve --read-only` with a login: the viewer is known, the children still read-only;
+    the keys that POST on a writable serve (test_serve_auth.py) leave the backend untouched."""
+    served = start_serve(write_config(tmp_path, backend.url, auth=True), "--read-only")
+    try:
+        before = len(backend.mutations())
+        headers = {"Authorization": basic(USER, PASSWORD)}
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.ws_connect(ws_url(served), headers=headers) as ws,
+        ):
+            await run_mutation(Terminal(ws))
+            [viewer] = served.viewers()
+            assert "--read-only" in viewer.cmdline()
+        assert backend.mutations()[before:] == []
+        assert all(r.get("phase") not in ("intent", "result") for r in served.audit())
+    finally:
+        served.close()
 
 
 def _own_public_address() -> str | None:
