@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "port 0 picks a free one)")
 
     serve = sub.add_parser(
-        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs"
+        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs",
+        description="Every browser runs its own opstui. Read-only, on loopback only, unless "
+        "the config's serve: section names tokens or users (see docs/config.md).",
     )
     _common(serve, suppress=True)
     _tui_options(serve, suppress=True)
@@ -615,11 +617,12 @@ def viewer_flags(
 def cmd_serve(config_arg: str | None, listen: str, public_url: str | None,
               flags: Sequence[str], via_url: str | None = None) -> int:
     """Check the config here (a bad one exits 2 before anything listens), then serve a page
-    whose every browser runs its own `opstui --config <absolute path> ...`."""
+    whose every browser runs its own `opstui --config <absolute path> ...`: read-only unless
+    the config's serve: section names who may sign in."""
     from opstui.config.loader import ConfigError
     from opstui.config.paths import resolve_config_path
     from opstui.export.server import ExportError, parse_listen
-    from opstui.serve import ServeError, serve_web
+    from opstui.serve import ServeError, gate_from, serve_web
 
     try:
         host, port = parse_listen(listen)
@@ -632,9 +635,17 @@ def cmd_serve(config_arg: str | None, listen: str, public_url: str | None,
         return _print_config_error(exc)
     except ValueError as exc:
         return _fail(str(exc))
+    try:
+        gate = gate_from(config.serve)
+    except ServeError as exc:
+        return _fail(str(exc))
+    if gate is None and "--read-only" not in flags:
+        flags = [*flags, "--read-only"]
     command = [sys.executable, "-m", "opstui", "--config", str(path.resolve()), *flags]
     try:
-        return serve_web(command, host, port, public_url=public_url, title=config.title)
+        return serve_web(
+            command, host, port, public_url=public_url, title=config.title, gate=gate
+        )
     except ServeError as exc:
         return _fail(str(exc))
 

@@ -119,6 +119,7 @@ class AuditLog:
             "user": _user(),
             "host": socket.gethostname(),
             "ssh_origin": ssh_origin(),
+            "viewer": os.environ.get("OPSTUI_VIEWER"),
         }
         stamped.update({k: v for k, v in record.items() if k not in stamped})
         return stamped

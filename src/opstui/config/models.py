@@ -55,6 +55,7 @@ from opstui.config.runbooks import (
     Then,
     step_connection,
 )
+from opstui.config.serve import ServeConfig
 from opstui.config.types import PositiveDuration, Secret, Text
 
 __all__ = [
@@ -178,6 +179,9 @@ class Config(Model):
         None,
         description="draw panels from `opstui export` series in this Prometheus instead of "
         "polling the backends (a URL, or a mapping with url, match, headers, timeout)",
+    )
+    serve: ServeConfig | None = Field(
+        None, description="`opstui serve` authentication; without it serve is read-only"
     )
 
     _deferred_secrets: tuple[str, ...] = PrivateAttr(default=())
