@@ -104,6 +104,25 @@ async def _prepare_postgres(server: PostgresServer) -> None:
         await conn.execute(f"ALTER ROLE app SET opstui.echo = '{escaped}'")
     finally:
         await conn.close()
+    conn = await asyncpg.connect(server.dsn_for(database="ops"), timeout=30)
+    try:
+        await conn.execute("CREATE TABLE notes (v text)")
+        await conn.execute("GRANT SELECT, INSERT ON notes TO app")
+    finally:
+        await conn.close()
+
+
+def notes(server: PostgresServer) -> list[str]:
+    """The rows the `note` action inserted (the server's state)."""
+
+    async def read() -> list[str]:
+        conn = await asyncpg.connect(server.dsn_for(database="ops"), timeout=30)
+        try:
+            return [row["v"] for row in await conn.fetch("SELECT v FROM notes")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
 
 
 HBA = (
@@ -183,6 +202,8 @@ def scenario_config(http_url: str, pg_port: int, redis_port: int, marker: Path,
                     {"title": "Shell echo", "kind": "shell", "readonly": True,
                      "argv": ["sh", "-c", shell_print, "sh", "${SEC_SHELL_ARG}"],
                      "env": {"SEC_SHELL_ENV": "${SEC_SHELL_ENV_VALUE}"}},
+                    {"title": "Plain default", "kind": "shell", "readonly": True,
+                     "argv": ["echo", "${OPSTUI_SURELY_UNSET_VAR:-visible-default}"]},
                 ],
                 "actions": [
                     {"id": "post", "title": "HTTP post", "kind": "http", "connection": "app",
@@ -196,6 +217,11 @@ def scenario_config(http_url: str, pg_port: int, redis_port: int, marker: Path,
                     {"id": "sql", "title": "SQL with a secret arg", "kind": "sql",
                      "connection": "db", "mutating": True,
                      "sql": "SELECT $1::text::int", "args": ["${SEC_SQL_ARG}"]},
+                    {"id": "note", "title": "Insert a note", "kind": "sql", "connection": "db",
+                     "mutating": True, "sql": "INSERT INTO notes (v) VALUES ($1)",
+                     "args": ["${SEC_SQL_ARG}"]},
+                    {"id": "nuke", "title": "Dangerous", "kind": "shell", "danger": "high",
+                     "argv": ["touch", str(marker)]},
                 ],
             }
         ],

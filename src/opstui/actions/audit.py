@@ -100,9 +100,7 @@ class AuditLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
         except OSError as exc:
-            raise AuditUnavailable(
-                exc.errno, f"cannot write the audit log {self.path}: {_why(exc)}"
-            ) from None
+            raise AuditUnavailable(f"cannot write the audit log {self.path}: {_why(exc)}") from None
 
     def check_writable(self) -> None:
         """Open the file for appending (creating it, 0600) and close it: AuditUnavailable,
