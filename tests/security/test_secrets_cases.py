@@ -130,7 +130,7 @@ def test_secret_where_it_would_hide_or_be_evaluated_is_a_config_error(
     config["runbooks"][0]["diagnose"][2]["command"] = command
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    code, out, err = _cli(capsys, path, "validate")
+    code, _, err = _cli(capsys, path, "validate")
     assert code == 2
     [line] = err.strip().splitlines()
     assert line.startswith(f"{path}:") and says in line, line
