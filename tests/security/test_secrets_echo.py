@@ -160,6 +160,8 @@ async def test_tui_panels_detail_timeline_and_incident_export_have_no_secret(
     from opstui.ui.app import OpstuiApp, build_runner
 
     monkeypatch.chdir(tmp_path)  # the incident export lands here
+    with scenario.redis.sync_client() as client:
+        client.set(REDIS_KEY, REDIS_ARG)  # what the Redis echo diagnose reads back
     config = load_config(scenario.config_path)
     engine = Engine(config)
     runner = build_runner(engine, read_only=False)
