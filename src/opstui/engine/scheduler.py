@@ -114,12 +114,17 @@ def scrub_outcome(outcome: Reading | ProbeError, redactor: Redactor) -> Reading 
         return outcome
     scrub = redactor.scrub
     if isinstance(outcome, ProbeError):
+        if not redactor.contains("\0".join((outcome.reason, outcome.hint or "",
+                                             outcome.detail or ""))):
+            return outcome
         clean = ProbeError(
             scrub(outcome.reason),
             hint=redactor.scrub_optional(outcome.hint),
             detail=redactor.scrub_optional(outcome.detail),
         )
         return clean
+    if not redactor.contains(_texts(outcome)):
+        return outcome  # the common case: one search over the whole reading, no copy
     table = outcome.table
     if table is not None:
         table = Table(
@@ -143,6 +148,23 @@ def scrub_outcome(outcome: Reading | ProbeError, redactor: Redactor) -> Reading 
         facts=tuple((scrub(k), scrub(v)) for k, v in outcome.facts),
         table=table,
     )
+
+
+def _texts(reading: Reading) -> str:
+    """Every text of a reading, joined by NULs (a secret's form holds none, so a match in the
+    joined text is a match in one of the parts, and no part's match is lost)."""
+    parts: list[str] = [v for v in reading.fields.values() if isinstance(v, str)]
+    for c in reading.components:
+        parts += (c.name, c.status, c.observed or "")
+    parts += (reading.no_data or "", reading.raw or "", *reading.notes)
+    for key, value in reading.facts:
+        parts += (key, value)
+    table = reading.table
+    if table is not None:
+        parts += (*table.columns, table.title or "")
+        for row in table.rows:
+            parts += row
+    return "\0".join(parts)
 
 
 def backoff_delay(interval: float, errors: int, rng: random.Random) -> float:
