@@ -114,6 +114,20 @@ def test_redis_secret_key_is_read_only_and_sent_revealed(
     assert leaks(out + err) == []
 
 
+def test_preview_of_a_secret_key_shows_stars_and_deletes_nothing(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The redis preview reads the keys the server names (COMMAND GETKEYS echoes the secret
+    key back); the runner scrubs preview lines like every other output."""
+    monkeypatch.setattr("sys.stdin.isatty", lambda: False)
+    code, out, err = _cli(capsys, scenario.config_path, "run", "leak", "del-secret")
+    assert code == 3, err
+    assert "preview:     DEL ***: string" in err, err
+    assert leaks(out + err) == []
+    with scenario.redis.sync_client() as client:
+        assert client.get(REDIS_ARG) == "found-by-secret-name"  # the preview only read
+
+
 def test_sql_arg_is_substituted_and_shown_as_stars(
     scenario: Scenario, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -314,3 +328,44 @@ def test_unwritable_audit_file_is_one_line_and_nothing_runs(
     assert not scenario.marker.exists()  # nothing ran
     assert out == ""
     assert os.path.realpath(config["audit_log"]) in line or config["audit_log"] in line
+
+
+async def test_modal_preview_of_a_secret_key_shows_stars(
+    scenario: Scenario, tmp_path: Path
+) -> None:
+    """The confirm modal measures the preview itself (the runner scrubs it): the screen says
+    `DEL ***`, never the key, and nothing is deleted."""
+    from opstui.actions.audit import AuditLog
+    from opstui.actions.probe_readers import EngineProbeReader
+    from opstui.actions.runner import Runner
+    from opstui.config.loader import load_config
+    from opstui.engine.scheduler import Engine
+    from opstui.ui.app import OpstuiApp
+    from opstui.ui.confirm import ConfirmModal
+
+    config = load_config(scenario.config_path)
+    engine = Engine(config, sources={})
+    runner = Runner(config, pool=engine.clients, probes=EngineProbeReader(engine),
+                    audit=AuditLog(tmp_path / "audit.jsonl"), timeline=engine.timeline,
+                    clock=engine.clock)
+    app = OpstuiApp(engine, runner=runner, poll=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        step = await runner.prepare_action("leak", "del-secret")
+        modal = ConfirmModal(runner, step, await runner.classify(step))
+        await app.push_screen(modal)
+        for _ in range(50):
+            await pilot.pause(0.1)
+            if modal.settled and "DEL ***:" in _screen(app):
+                break
+        text = _screen(app)
+        await pilot.press("escape")
+        await pilot.pause()
+    await runner.aclose()
+    assert "DEL ***: string" in text, text
+    assert leaks(text) == []
+    with scenario.redis.sync_client() as client:
+        assert client.get(REDIS_ARG) == "found-by-secret-name"
+
+
+def _screen(app: Any) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
