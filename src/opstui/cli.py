@@ -432,11 +432,11 @@ def _parse_params(pairs: Sequence[str]) -> dict[str, str]:
     return params
 
 
-def _say_plain(text: str) -> None:
+def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _out_plain(line: str) -> None:
+def _out(line: str) -> None:
     print(line, flush=True)
 
 
@@ -466,10 +466,10 @@ async def _run_step(
     loop = asyncio.get_running_loop()
 
     def _say(text: str) -> None:  # everything `run` prints goes through the redactor
-        _say_plain(runner.redactor.scrub(text))
+        print(runner.redactor.scrub(text), file=sys.stderr, flush=True)
 
     def _out(line: str) -> None:
-        _out_plain(runner.redactor.scrub(line))
+        print(runner.redactor.scrub(line), flush=True)
 
     try:
         if "probes." in json.dumps(
@@ -593,7 +593,7 @@ def cmd_run(
     except OSError as exc:
         unfinished = [f"audit: cannot read {audit.path}: {exc.strerror or exc}"]
     for line in unfinished:
-        _say_plain(line)
+        _say(line)
     return asyncio.run(
         _run_step(
             config,
