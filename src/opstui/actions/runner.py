@@ -274,6 +274,12 @@ class Runner:
         except Exception as exc:
             reason = one_line(self.redactor.scrub(str(exc) or type(exc).__name__), 120)
             return Verdict(Classification.MUTATING, f"cannot classify ({reason}): assumed mutating")
+        if self.redactor.contains(f"{verdict.reason}\0{verdict.overruled or ''}"):
+            verdict = replace(  # a server's words can quote what it was sent
+                verdict,
+                reason=self.redactor.scrub(verdict.reason),
+                overruled=self.redactor.scrub_optional(verdict.overruled),
+            )
         if not verdict.reason.endswith("assumed mutating"):  # a guess is asked again next time
             self._verdicts[fingerprint] = verdict
         return verdict
