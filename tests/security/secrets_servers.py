@@ -84,10 +84,17 @@ def leaks(text: str) -> list[str]:
     return found
 
 
+RECEIVED_BODIES: list[str] = []
+"""Every request body the echo server got (its state, for the tests to check)."""
+
+
 def _echo_app() -> web.Application:
     async def echo(request: web.Request) -> web.Response:
         received = {name: value for name, value in request.headers.items()}
-        body = json.dumps({"status": "fail", "error": "boom", "received": received})
+        text = await request.text()
+        if text:
+            RECEIVED_BODIES.append(text)
+        body = json.dumps({"status": "fail", "error": "boom", "received": received, "body": text})
         return web.Response(status=500, text=body, content_type="application/json")
 
     app = web.Application()
@@ -222,6 +229,9 @@ def scenario_config(http_url: str, pg_port: int, redis_port: int, marker: Path,
                     {"id": "note", "title": "Insert a note", "kind": "sql", "connection": "db",
                      "mutating": True, "sql": "INSERT INTO notes (v) VALUES ($1)",
                      "args": ["${SEC_SQL_ARG}"]},
+                    {"id": "post-json", "title": "HTTP post with a secret body",
+                     "kind": "http", "connection": "app", "method": "POST", "path": "/act",
+                     "json": {"token": "${SEC_TOKEN}", "note": "plain"}},
                     {"id": "del-secret", "title": "Delete a secret-named key", "kind": "redis",
                      "connection": "cache", "command": ["DEL", "${SEC_REDIS_ARG}"]},
                     {"id": "nuke", "title": "Dangerous", "kind": "shell", "danger": "high",

@@ -23,11 +23,13 @@ import yaml
 
 from opstui.cli import main
 from tests.security.secrets_servers import (
+    RECEIVED_BODIES,
     REDIS_ARG,
     REDIS_KEY,
     SHELL_ARG,
     SHELL_ENV,
     SQL_ARG,
+    TOKEN,
     Scenario,
     echo_scenario,
     leaks,
@@ -126,6 +128,19 @@ def test_preview_of_a_secret_key_shows_stars_and_deletes_nothing(
     assert leaks(out + err) == []
     with scenario.redis.sync_client() as client:
         assert client.get(REDIS_ARG) == "found-by-secret-name"  # the preview only read
+
+
+def test_http_json_body_secret_is_sent_revealed_and_shown_as_stars(
+    scenario: Scenario, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`json: {token: "${SEC_TOKEN}"}`: the server gets the token (not "${SEC_TOKEN}"), and
+    its 500 echoing the body back shows ***."""
+    RECEIVED_BODIES.clear()
+    code, out, err = _cli(capsys, scenario.config_path, "run", "leak", "post-json", "--yes")
+    assert code == 1, err  # the echo server answers 500
+    assert [json.loads(b) for b in RECEIVED_BODIES] == [{"token": TOKEN, "note": "plain"}]
+    assert '"token": "***"' in err, err
+    assert leaks(out + err + scenario.audit_text()) == []
 
 
 def test_sql_arg_is_substituted_and_shown_as_stars(

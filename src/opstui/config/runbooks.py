@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from opstui.config.base import IDENT, Headers, Model, ReferenceProblem, raise_all
-from opstui.config.types import Duration, PositiveDuration, Secret, StepText, StepValue, Text
+from opstui.config.types import (
+    Duration,
+    PositiveDuration,
+    Secret,
+    StepJson,
+    StepText,
+    StepValue,
+    Text,
+)
 
 Danger = Literal["low", "medium", "high"]
 Severity = Literal["info", "warning", "critical"]
@@ -78,7 +86,9 @@ class HttpStep(StepCommon):
     method: Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: Text = Field(description="template; joined to the connection's base_url")
     headers: Headers = Field(default_factory=dict)
-    json_body: Any = Field(None, alias="json", description="JSON body; strings are templates")
+    json_body: StepJson = Field(
+        None, alias="json", description="JSON body; strings are templates or hold a ${SECRET}"
+    )
     expect_status: list[int] | None = Field(None, description="default: any 2xx")
 
 

@@ -580,3 +580,35 @@ StepValue = Annotated[
     BeforeValidator(_step_value),
     PlainSerializer(lambda v: redact(v) if isinstance(v, Secret) else v),
 ]
+
+
+def _step_json(value: Any) -> Any:
+    """A JSON body: every string in it (not the keys) as StepText would take it."""
+    if isinstance(value, str):
+        return to_step_secret(value)
+    if isinstance(value, dict):
+        return {k: _step_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_step_json(v) for v in value]
+    return value
+
+
+def _shown_json(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _shown_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown_json(v) for v in value]
+    return value
+
+
+StepJson = Annotated[Any, BeforeValidator(_step_json), PlainSerializer(_shown_json)]
+"""An HTTP step's JSON body: a string holding a ${SECRET} is sent revealed, shown ***."""
+
+
+def reveal_json(value: Any) -> Any:
+    """`json.dumps(..., default=reveal_json)` where a body is sent: a Secret's real text."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

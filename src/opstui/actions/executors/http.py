@@ -21,6 +21,7 @@ from opstui.actions.base import (
 )
 from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.http import HttpConnection
+from opstui.config.types import reveal_json
 from opstui.sources.base import ProbeError
 from opstui.sources.http import get_http_client
 
@@ -69,7 +70,7 @@ class HttpExecutor(Executor):
         body = step.rendered.get("json")
         content: bytes | None = None
         if body is not None:
-            content = json.dumps(body).encode()
+            content = json.dumps(body, default=reveal_json).encode()  # a ${SECRET}: sent here
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"
         try:
