@@ -241,6 +241,27 @@ async def test_spent_token_is_refused_and_audited(scenario: Scenario, tmp_path: 
     assert leaks(parts.audit.path.read_text()) == []
 
 
+async def test_foreign_token_is_refused_and_audited(scenario: Scenario, tmp_path: Path) -> None:
+    from opstui.actions.runner import Refused
+    from opstui.config.loader import load_config
+    from tests.actions.support import make_runner
+
+    parts = make_runner(load_config(scenario.config_path), tmp_path)
+    try:
+        harmless = await parts.runner.prepare_action("leak", "set")
+        token = parts.runner.confirm(harmless, via="modal")
+        other = await parts.runner.prepare_action("leak", "del-secret")
+        with pytest.raises(Refused):
+            await parts.runner.run(other, token=token)  # a token for another step
+    finally:
+        await parts.close()
+    [record] = parts.audit.records()
+    assert (record["phase"], record["action"], record["via"]) == ("refused", "del-secret", "modal")
+    assert leaks(parts.audit.path.read_text()) == []
+    with scenario.redis.sync_client() as client:
+        assert client.get(REDIS_ARG) == "found-by-secret-name"
+
+
 @pytest.mark.parametrize("answer", ["no", "ctrl-c"])
 def test_prompt_cancel_is_one_audit_line(
     scenario: Scenario, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
