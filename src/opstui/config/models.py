@@ -14,7 +14,7 @@ so the loader can point at the right line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
@@ -185,6 +185,7 @@ class Config(Model):
     )
 
     _deferred_secrets: tuple[str, ...] = PrivateAttr(default=())
+    _redactor: Any = PrivateAttr(default=None)  # opstui.redaction.redactor_for's cache
 
     @property
     def deferred_secrets(self) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from opstui.actions.base import (
 )
 from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.http import HttpConnection, method_override
-from opstui.config.types import Secret
+from opstui.config.types import Secret, reveal_json
 from opstui.sources.base import ProbeError
 from opstui.sources.http import get_http_client
 
@@ -94,7 +94,7 @@ class HttpExecutor(Executor):
         body = step.rendered.get("json")
         content: bytes | None = None
         if body is not None:
-            content = json.dumps(body).encode()
+            content = json.dumps(body, default=reveal_json).encode()  # a ${SECRET}: sent here
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"
         try:
