@@ -29,6 +29,10 @@ class HealthSource(Source):
 
     kind: ClassVar[str] = "health"
 
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        return frozenset({"http_status", "latency_ms", "status", "components", "components_failing"})
+
     def __init__(self, probe: HealthProbe, connection: HttpConnection, client: HttpClient) -> None:
         self.probe = probe
         self.connection = connection

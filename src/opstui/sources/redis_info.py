@@ -55,6 +55,16 @@ class RedisInfoSource(Source):
 
     kind: ClassVar[str] = "redis_info"
 
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        return frozenset(
+            {
+                *_INFO_FIELDS,
+                *("maxclients", "maxmemory", "slowlog_len", "clients_ratio", "memory_ratio"),
+                *("evictions_per_s", "redis_version", "role"),
+            }
+        )
+
     def __init__(
         self,
         probe: RedisInfoProbe,
