@@ -279,7 +279,9 @@ class Condition:
 
 def _is_known(operand: Operand, known: frozenset[str]) -> bool:
     name = operand.name
-    return name is not None and (name in ("value", "state") or name.removeprefix("fields.") in known)
+    if name is None:
+        return False
+    return name in ("value", "state") or name.removeprefix("fields.") in known
 
 
 def _names_field(operand: Operand, other: Operand, op: str, known: frozenset[str]) -> bool:

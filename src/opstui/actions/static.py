@@ -249,6 +249,6 @@ def _chain_problems(root: str, segments: list[str | None], scope: Scope) -> Iter
         )
         return
     known = scope.probes[first]
-    if segments[1] == "fields" and len(segments) > 2 and segments[2] is not None:
-        if known is not None and segments[2] not in known:
-            yield f"probe {first!r} reports no field {segments[2]!r}; {_fields_hint(known)}"
+    field = segments[2] if segments[1] == "fields" and len(segments) > 2 else None
+    if field is not None and known is not None and field not in known:
+        yield f"probe {first!r} reports no field {field!r}; {_fields_hint(known)}"

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from jinja2 import StrictUndefined, Template, Undefined, nodes
 from jinja2.compiler import CodeGenerator, Frame
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError, safe_range
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from opstui.config.types import Secret, shown
 
@@ -108,15 +109,16 @@ def _check_product(left: Any, right: Any) -> None:
             if count > 0 and weight(seq) * count > MAX_OUTPUT:
                 raise TemplateLimit(f"repeating would be larger than {MAX_OUTPUT // 1024} KiB")
             return
-    if isinstance(left, int) and isinstance(right, int):
-        if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-            raise TemplateLimit(f"a product beyond {MAX_INT_BITS} bits")
+    both_ints = isinstance(left, int) and isinstance(right, int)
+    if both_ints and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+        raise TemplateLimit(f"a product beyond {MAX_INT_BITS} bits")
 
 
 def _check_power(base: Any, exponent: Any) -> None:
-    if isinstance(base, int) and isinstance(exponent, int) and exponent > 0:
-        if abs(base) > 1 and exponent * base.bit_length() > MAX_INT_BITS:
-            raise TemplateLimit(f"a power beyond {MAX_INT_BITS} bits")
+    if not (isinstance(base, int) and isinstance(exponent, int)) or exponent <= 0:
+        return
+    if abs(base) > 1 and exponent * base.bit_length() > MAX_INT_BITS:
+        raise TemplateLimit(f"a power beyond {MAX_INT_BITS} bits")
 
 
 _PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
@@ -226,9 +228,10 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if name == "indent":
             width = own[1] if len(own) > 1 else kwargs.get("width", 4)
             pad = len(width) if isinstance(width, str) else width
-            if isinstance(value, str) and isinstance(pad, int):
-                if len(value) + (value.count("\n") + 1) * pad > MAX_OUTPUT:
-                    raise TemplateLimit(f"indent would be larger than {MAX_OUTPUT // 1024} KiB")
+            text = value if isinstance(value, str) else ""
+            lines = text.count("\n") + 1
+            if isinstance(pad, int) and len(text) + lines * pad > MAX_OUTPUT:
+                raise TemplateLimit(f"indent would be larger than {MAX_OUTPUT // 1024} KiB")
         elif name == "wordwrap":
             wrap = own[3] if len(own) > 3 else kwargs.get("wrapstring") or "\n"
             if isinstance(value, str) and len(value) * (1 + len(str(wrap))) > MAX_OUTPUT:
@@ -278,7 +281,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
     code_generator_class = _Generator
-    concat = staticmethod(_bounded_join)  # type: ignore[assignment]
+    concat = staticmethod(_bounded_join)
 
     def __init__(self) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, finalize=_finalize)
@@ -291,10 +294,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             _check_product(left, right)
         elif operator == "**":
             _check_power(left, right)
-        elif operator == "+":
-            if _is_sequence(left) and _is_sequence(right):
-                if weight(left) + weight(right) > MAX_OUTPUT:
-                    raise TemplateLimit(f"a sum larger than {MAX_OUTPUT // 1024} KiB")
+        elif operator == "+" and _is_sequence(left) and _is_sequence(right):
+            if weight(left) + weight(right) > MAX_OUTPUT:
+                raise TemplateLimit(f"a sum larger than {MAX_OUTPUT // 1024} KiB")
         elif operator == "%" and isinstance(left, str):
             _check_percent_format(left)
             _check_weight(right, "the values of a % format")
@@ -308,7 +310,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             return allowed is not None and attr in allowed
         return True
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         _check_weight((args, kwargs), "call arguments")
         target = getattr(__obj, "__wrapped__", __obj)
         owner = getattr(target, "__self__", None)

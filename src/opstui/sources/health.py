@@ -31,7 +31,8 @@ class HealthSource(Source):
 
     @classmethod
     def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
-        return frozenset({"http_status", "latency_ms", "status", "components", "components_failing"})
+        names = ("http_status", "latency_ms", "status", "components", "components_failing")
+        return frozenset(names)
 
     def __init__(self, probe: HealthProbe, connection: HttpConnection, client: HttpClient) -> None:
         self.probe = probe
