@@ -72,7 +72,8 @@ class PreparedStep:
 
     def fingerprint(self) -> str:
         """A digest of everything that decides what runs and how it was confirmed: kind, step,
-        connection, target, rendered request, params, danger, verb, environment, timeout. A
+        title, connection, target, rendered request, params, danger, verb, environment and
+        timeout. A
         confirmation token is bound to it, so a token for `count=8` cannot run `count=80`, nor
         one confirmed at danger low a step that now asks for the target's name."""
         import hashlib
@@ -101,6 +102,7 @@ class PreparedStep:
                 "target": self.target,
                 "params": plain(dict(self.params)),
                 "rendered": plain(dict(self.rendered)),
+                "title": self.title,
                 "danger": self.danger,
                 "verb": self.verb,
                 "environment": self.environment,
