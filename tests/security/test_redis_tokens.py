@@ -29,10 +29,10 @@ from tests.security.redis_servers import (
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredRedis]:
-    with password_redis(tmp_path_factory.mktemp("redis-tokens")) as started:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv(PASSWORD_ENV, started.requirepass or "")
-            yield started
+    workdir = tmp_path_factory.mktemp("redis-tokens")
+    with password_redis(workdir) as started, pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PASSWORD_ENV, started.requirepass or "")
+        yield started
 
 
 def _config(server: ConfiguredRedis) -> Config:

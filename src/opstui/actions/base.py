@@ -73,9 +73,9 @@ class PreparedStep:
     def fingerprint(self) -> str:
         """A digest of everything that decides what runs and how it was confirmed: kind, step,
         title, connection, target, rendered request, params, danger, verb, environment and
-        timeout. A
-        confirmation token is bound to it, so a token for `count=8` cannot run `count=80`, nor
-        one confirmed at danger low a step that now asks for the target's name."""
+        timeout. A confirmation token is bound to it, so a token for `count=8` cannot run
+        `count=80`, nor one confirmed at danger low a step that now asks for the target's
+        name."""
         import hashlib
         import json
 
