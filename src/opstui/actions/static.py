@@ -95,21 +95,35 @@ def _lines_of(path: Path, file: str) -> Parsed:
     return _Builder().run(root) if root is not None else Parsed()
 
 
-def probe_fields(config: Config) -> dict[str, frozenset[str] | None]:
-    """Each probe's reportable fields, from its source kind's `fields` declaration."""
-    from opstui.sources.registry import UnknownKind, source_class
+class ProbeFields(Mapping[str, frozenset[str] | None]):
+    """probe id -> the fields its kind reports (None: any), from the source kind's `fields`
+    declaration. Lazy: a source module is imported only for a probe a template or an `until`
+    names, so `validate` and `check` stay quick."""
 
-    fields: dict[str, frozenset[str] | None] = {}
-    for probe in config.probes:
-        try:
-            fields[probe.id] = source_class(probe.kind).fields(probe)
-        except UnknownKind:
-            fields[probe.id] = None
-    return fields
+    def __init__(self, config: Config) -> None:
+        self._probes = {probe.id: probe for probe in config.probes}
+        self._known: dict[str, frozenset[str] | None] = {}
+
+    def __getitem__(self, probe_id: str) -> frozenset[str] | None:
+        if probe_id not in self._known:
+            from opstui.sources.registry import UnknownKind, source_class
+
+            probe = self._probes[probe_id]
+            try:
+                self._known[probe_id] = source_class(probe.kind).fields(probe)
+            except UnknownKind:
+                self._known[probe_id] = None
+        return self._known[probe_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._probes)
+
+    def __len__(self) -> int:
+        return len(self._probes)
 
 
 def config_problems(config: Config) -> Iterator[Problem]:
-    probes = probe_fields(config)
+    probes = ProbeFields(config)
     for r, runbook in enumerate(config.runbooks):
         at: Loc = ("runbooks", r)
         for s, step in enumerate(runbook.diagnose):
