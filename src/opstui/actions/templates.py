@@ -354,14 +354,17 @@ def deadline(run: Callable[[], _T], seconds: float = RENDER_SECONDS) -> _T:
     A trace function costs a few microseconds per render; a thread we would abandon bounds
     nothing (its memory keeps growing) and a subprocess costs milliseconds."""
     previous = sys.gettrace()
+    outer = getattr(_state, "deadline", None), getattr(_state, "expired", False)
     _state.deadline = time.monotonic() + seconds
+    if outer[0] is not None and previous is _calls:  # nested: never extend the outer one
+        _state.deadline = min(_state.deadline, outer[0])
     _state.expired = False
     sys.settrace(_calls)
     try:
         return run()
     finally:
         sys.settrace(previous)
-        _state.expired = False
+        _state.deadline, _state.expired = outer
 
 
 def _render_stream(template: Template, context: Mapping[str, Any]) -> str:
