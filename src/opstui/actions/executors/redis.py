@@ -101,6 +101,8 @@ READS_SERVER_STATE: frozenset[str] = frozenset(
         "memory|stats",
         "memory|usage",
         "object|encoding",
+        "object|freq",
+        "object|help",
         "object|idletime",
         "object|refcount",
     }
