@@ -69,6 +69,11 @@ HOSTILE: dict[str, str] = {
     "sum-of-lists": "{% set l = [1] * 30000 %}{{ ([l] * 2)|sum(start=[])|length }}",
     "batch-fill": "{% set s = 'a' * 30000 %}{{ [s]|batch(60000, s)|list }}",
     "dunder-escape": "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "format-widths-add-up": "{{ ('{:>65000}' * 5000).format(*range(5000)) }}",
+    "percent-widths-add-up": "{{ ('%65000s' * 2) % ('a', 'b') }}",
+    "map-center-join": "{{ range(100000)|map('center', 60000)|join }}",
+    "map-center-list": "{{ range(100000)|map('center', 60000)|list|length }}",
+    "tojson-indent": "{{ ([1] * 10000)|tojson(60000) }}",
 }
 """Each one would allocate gigabytes, loop for hours or reach Python's internals."""
 

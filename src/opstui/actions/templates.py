@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from jinja2 import StrictUndefined, Template, Undefined, nodes
@@ -126,26 +126,42 @@ _BRACE_SPEC = re.compile(r"\{[^{}]*\}")
 
 
 def _check_percent_format(text: str) -> None:
-    """`'%999999999d' % 1` and `'%*s' % (n, x)`: widths are refused before formatting."""
+    """`'%999999999d' % 1` and `'%*s' % (n, x)`: the widths and precisions of all fields,
+    added up, must fit, before anything is formatted."""
+    total = len(text)
     for match in _PERCENT_SPEC.finditer(text):
         for part in match.groups():
             if part == "*":
                 raise TemplateLimit("a '*' width in a % format")
-            if part is not None and int(part) > MAX_OUTPUT:
-                raise TemplateLimit(f"a % format width {part} is larger than {MAX_OUTPUT}")
+            total += int(part) if part is not None else 0
+    if total > MAX_OUTPUT:
+        raise TemplateLimit(f"% format widths add up to more than {MAX_OUTPUT}")
 
 
 def _check_brace_format(text: str) -> None:
     """`'{:>999999999}'.format(x)` and nested `{:{}}` widths are refused before formatting."""
-    for match in _BRACE_SPEC.finditer(text):
-        spec = match.group(0)
-        if "{" in spec[1:] or ":" not in spec:
-            continue
-        for number in re.findall(r"\d+", spec.split(":", 1)[1]):
-            if int(number) > MAX_OUTPUT:
-                raise TemplateLimit(f"a format width {number} is larger than {MAX_OUTPUT}")
     if re.search(r"\{[^{}]*:[^{}]*\{", text):
         raise TemplateLimit("a nested width in a format string")
+    total = len(text)
+    for match in _BRACE_SPEC.finditer(text):
+        spec = match.group(0)
+        if ":" in spec:
+            total += sum(int(n) for n in re.findall(r"\d+", spec.split(":", 1)[1]))
+    if total > MAX_OUTPUT:
+        raise TemplateLimit(f"format widths add up to more than {MAX_OUTPUT}")
+
+
+def _bounded_list(items: Iterable[Any], what: str) -> list[Any]:
+    """An iterator's items, taken while they weigh little enough (a `map` of a range can
+    yield gigabytes, one item at a time)."""
+    taken: list[Any] = []
+    total = 0
+    for item in items:
+        total += weight(item) + 2
+        if total > MAX_OUTPUT:
+            raise TemplateLimit(f"{what} would be larger than {MAX_OUTPUT // 1024} KiB")
+        taken.append(item)
+    return taken
 
 
 def _bounded_join(items: Iterable[Any], separator: str = "") -> str:
@@ -221,6 +237,9 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         own = args[skip:]
+        if own and isinstance(own[0], Iterator):  # map/select output: take it, counting
+            own = (_bounded_list(own[0], f"the input of filter {name}"), *own[1:])
+            args = (*args[:skip], *own)
         _check_weight((own, kwargs), f"the input of filter {name}")
         for number in (*own[1:], *kwargs.values()):
             _check_count(number, f"filter {name}: a count")
@@ -243,11 +262,14 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         elif name == "join":
             separator = own[1] if len(own) > 1 else kwargs.get("d", "")
             if isinstance(value, Iterable) and not isinstance(value, str):
-                items = list(value)
-                _check_weight(items, "the input of filter join")
+                items = _bounded_list(value, "the input of filter join")
                 if isinstance(separator, str) and len(items) * len(separator) > MAX_OUTPUT:
                     raise TemplateLimit(f"join would be larger than {MAX_OUTPUT // 1024} KiB")
                 args = (*args[:skip], items, *own[1:])
+        elif name == "tojson":
+            indent = own[1] if len(own) > 1 else kwargs.get("indent")
+            if isinstance(indent, int) and weight(value) * (1 + indent) > MAX_OUTPUT:
+                raise TemplateLimit(f"tojson would be larger than {MAX_OUTPUT // 1024} KiB")
         elif name == "sum":
             start = own[2] if len(own) > 2 else kwargs.get("start", 0)
             if not isinstance(start, int | float):
