@@ -22,7 +22,7 @@ from jinja2 import TemplateSyntaxError, nodes
 from jinja2.meta import find_undeclared_variables
 
 from opstui.actions.conditions import ConditionError, parse_condition
-from opstui.actions.templates import RenderError, compile_template, is_template
+from opstui.actions.templates import compile_template, is_template, parse_template
 from opstui.config.loader import (
     ConfigError,
     Loc,
@@ -190,15 +190,13 @@ def template_problems(text: str, loc: Loc, scope: Scope) -> Iterator[Problem]:
         return
     try:
         compile_template(text)
+        tree = parse_template(text)
     except TemplateSyntaxError as exc:
         yield Problem(loc, f"template {shown(text)}: syntax error: {exc.message}")
         return
-    except (RenderError, Exception) as exc:  # a compile-time SecurityError, ...
+    except Exception as exc:  # a compile-time SecurityError, ...
         yield Problem(loc, f"template {shown(text)}: {' '.join(str(exc).split())}")
         return
-    from opstui.actions.templates import _ENV
-
-    tree = _ENV.parse(text)
     for name in sorted(find_undeclared_variables(tree) - GLOBALS):
         yield Problem(loc, f"template {shown(text)}: unknown name {name!r} (use params or probes)")
     for message in _name_problems(tree, scope):

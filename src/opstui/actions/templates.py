@@ -409,6 +409,11 @@ def compile_template(text: str) -> Template:
     return _template(text)
 
 
+def parse_template(text: str) -> nodes.Template:
+    """The template's syntax tree, for `validate` to resolve the names it reads."""
+    return _ENV.parse(text)
+
+
 def is_template(text: object) -> bool:
     return isinstance(text, str) and any(marker in text for marker in _MARKERS)
 
