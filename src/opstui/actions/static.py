@@ -111,7 +111,7 @@ class ProbeFields(Mapping[str, frozenset[str] | None]):
             probe = self._probes[probe_id]
             try:
                 self._known[probe_id] = source_class(probe.kind).fields(probe)
-            except UnknownKind:
+            except (UnknownKind, ImportError):  # the engine says so when it builds the probe
                 self._known[probe_id] = None
         return self._known[probe_id]
 
