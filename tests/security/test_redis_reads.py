@@ -82,7 +82,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         }
         config_path = workdir / "opstui.yaml"
         config_path.write_text(yaml.safe_dump(data, sort_keys=False))
-        yield Setup(server, config_path, (password, server.masterauth))  # type: ignore[attr-defined]
+        yield Setup(server, config_path, (password, server.masterauth))
 
 
 def _index(name: str) -> int:
