@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opstui.config.kinds.redis import RedisConnection, RedisInfoProbe
+from opstui.config.kinds.redis import REDIS_INFO_FIELDS, RedisConnection, RedisInfoProbe
 from opstui.config.types import format_duration
 from opstui.sources.base import FieldValue, Reading, Source
 from opstui.sources.redis_client import Command, RedisClient, get_redis_client, redis_error
@@ -57,13 +57,7 @@ class RedisInfoSource(Source):
 
     @classmethod
     def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
-        return frozenset(
-            {
-                *_INFO_FIELDS,
-                *("maxclients", "maxmemory", "slowlog_len", "clients_ratio", "memory_ratio"),
-                *("evictions_per_s", "redis_version", "role"),
-            }
-        )
+        return frozenset({*REDIS_INFO_FIELDS, "redis_version", "role"})
 
     def __init__(
         self,
