@@ -173,6 +173,8 @@ def _until_problems(
     except ConditionError as exc:
         yield Problem(loc, str(exc))
         return
+    if not condition.unknown_fields(frozenset()):
+        return  # it names no field (`state == ok`, `value < 5`): no need to ask the kind
     known = probes.get(probe)
     if known is None:
         return  # an unknown probe is the model's error; a query's fields are anyone's guess
