@@ -167,10 +167,10 @@ def _fail(message: str) -> int:
 
 def _load(config_arg: str | None, *, defer_secrets: bool = False) -> Config:
     """Load the config, or raise ConfigError whose lines the caller prints."""
-    from opstui.config.loader import load_config
+    from opstui.actions.static import load_checked
     from opstui.config.paths import resolve_config_path
 
-    return load_config(resolve_config_path(config_arg), defer_secrets=defer_secrets)
+    return load_checked(resolve_config_path(config_arg), defer_secrets=defer_secrets)
 
 
 def load_for_view(
