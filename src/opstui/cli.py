@@ -487,9 +487,9 @@ async def _run_step(
             if params:
                 _say("opstui: a diagnose step takes no params")
                 return EXIT_USAGE
-            step = await runner.prepare_diagnose(runbook_id, index)
+            step = await runner.prepare_diagnose(runbook_id, index, attempt=True)
         else:
-            step = await runner.prepare_action(runbook_id, action_id, params)
+            step = await runner.prepare_action(runbook_id, action_id, params, attempt=True)
         verdict = await runner.classify(step)
         token = None
         if verdict.mutating:

@@ -10,6 +10,7 @@ what the foreign server received afterwards: nothing at all.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,7 +176,7 @@ async def _attempt(mode: str, payload: str, servers: Servers, tmp_path: Path) ->
     try:
         if mode == "diagnose":
             parts.engine.ingest("api", _reading(payload))
-            step = await runner.prepare_diagnose("r", 0)
+            step = await runner.prepare_diagnose("r", 0, attempt=True)
             await runner.run(step)  # no token: what the runbook screen does on open
         else:
             action = "push" if mode.startswith("mutating") else "fetch"
@@ -206,6 +207,10 @@ async def test_templated_path_cannot_leave_the_origin(
     assert "path: " in reason, reason  # refused for its URL, before anything else
     assert "\n" not in reason and "\r" not in reason, reason
     assert servers.origin.requests() == [], dump(servers)
+    if mode == "diagnose":  # an attempt to run it: the refusal is in the audit log
+        audit = tmp_path / "state" / "audit.jsonl"  # make_runner's AuditLog
+        phases = [json.loads(line)["phase"] for line in audit.read_text().splitlines()]
+        assert phases == ["refused"], phases
 
 
 SAME_ORIGIN_PATHS = {
@@ -235,9 +240,15 @@ def test_opstui_run_refuses_an_off_origin_path(
     args = ["run", "--config", str(path), "r", "fetch", "--param", f"p={payload}"]
     code = main([*args, "--read-only", "--yes"] if read_only else args)
     err = capsys.readouterr().err
-    assert code == 2, err
+    assert code == 3, err  # refused, like every other refusal of the gate
     assert "not the connection's origin" in err or "userinfo" in err, err
     _assert_nothing_foreign(servers)
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["phase"] for r in records] == ["refused"], records
+    assert (records[0]["action"] == "fetch" and "origin" in records[0]["why"]) or "userinfo" in (
+        records[0]["why"]
+    ), records
 
 
 async def test_the_client_itself_refuses_an_off_origin_path(servers: Servers) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from opstui.actions.conditions import parse_condition
-from opstui.actions.templates import RenderError, render_text, render_value
+from opstui.actions.templates import RenderError, UnsafeRender, render_text, render_value
 from opstui.config.base import is_sensitive_header
 from opstui.config.kinds.http import HttpConnection, check_host_header
 from opstui.config.models import Config
@@ -86,15 +86,15 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
         try:  # a templated path is checked here, before anything is sent or confirmed
             url = join_url(httpx.URL(redact(base)), path)
         except ValueError as exc:
-            raise RenderError(f"path: {exc}") from None
+            raise UnsafeRender(f"path: {exc}") from None
         pairs = [(k, None if isinstance(v, Secret) else str(v)) for k, v in headers.items()]
         for name, value in pairs:  # a CR/LF would smuggle a header nobody classified
             if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
-                raise RenderError(f"headers.{name}: control characters in a header; refused")
+                raise UnsafeRender(f"headers.{name}: control characters in a header; refused")
         try:
             check_host_header(redact(base), pairs)
         except ValueError as exc:
-            raise RenderError(f"headers: {exc}") from None
+            raise UnsafeRender(f"headers: {exc}") from None
     parts = ["curl"]
     if step.method != "GET":
         parts += ["-X", step.method]

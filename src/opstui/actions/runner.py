@@ -32,7 +32,13 @@ from opstui.actions.base import (
 from opstui.actions.context import ExecutionContext, ProbeReader
 from opstui.actions.executors import EXECUTORS
 from opstui.actions.prepare import Rendered, render_step, watch_rendered
-from opstui.actions.templates import RenderError, convert_param, default_of, probe_context
+from opstui.actions.templates import (
+    RenderError,
+    UnsafeRender,
+    convert_param,
+    default_of,
+    probe_context,
+)
 from opstui.actions.tokens import ConfirmToken, TokenBook, TokenRejected
 from opstui.config.models import Config
 from opstui.config.runbooks import Runbook
@@ -194,14 +200,25 @@ class Runner:
         )
 
     async def prepare_action(
-        self, runbook_id: str, action_id: str, params: Mapping[str, Any] | None = None
+        self,
+        runbook_id: str,
+        action_id: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        attempt: bool = False,
     ) -> PreparedStep:
-        """Validate params (strings or typed values), render the step: exactly what would run."""
+        """Validate params (strings or typed values), render the step: exactly what would run.
+
+        `attempt` says the caller means to run it now (`opstui run`), not to show it: a render
+        the gate refuses (UnsafeRender: off its origin...) is then an audited refusal."""
         action = self._action(runbook_id, action_id)
         probes = probe_context(self.config, self._ctx.probes)
         values = self._params(action, params or {}, probes)
         try:
             rendered = render_step(self.config, action, {"probes": probes, "params": values})
+        except UnsafeRender as exc:
+            where = f"{runbook_id}/{action_id}"
+            self._refused_render(action, where, action_id, values, str(exc), attempt)
         except RenderError as exc:
             raise ActionError(f"{runbook_id}/{action_id}: {exc}") from None
         return self._prepared(
@@ -215,7 +232,10 @@ class Runner:
             verb=action.verb,
         )
 
-    async def prepare_diagnose(self, runbook_id: str, index: int) -> PreparedStep:
+    async def prepare_diagnose(
+        self, runbook_id: str, index: int, *, attempt: bool = False
+    ) -> PreparedStep:
+        """Render diagnose step `index` (see prepare_action for `attempt`)."""
         runbook = self._runbook(runbook_id)
         if not 0 <= index < len(runbook.diagnose):
             raise ActionError(
@@ -225,11 +245,49 @@ class Runner:
         probes = probe_context(self.config, self._ctx.probes)
         try:
             rendered = render_step(self.config, step, {"probes": probes, "params": {}})
+        except UnsafeRender as exc:
+            where = f"{runbook_id} diagnose #{index + 1}"
+            self._refused_render(step, where, None, {}, str(exc), attempt, runbook_id)
         except RenderError as exc:
             raise ActionError(f"{runbook_id} diagnose #{index + 1}: {exc}") from None
         return self._prepared(
             step, rendered, runbook_id=runbook_id, action_id=None, index=index, params={}
         )
+
+    def _refused_render(
+        self,
+        step: Any,
+        where: str,
+        action_id: str | None,
+        params: Mapping[str, Any],
+        why: str,
+        attempt: bool,
+        runbook_id: str | None = None,
+    ) -> NoReturn:
+        """Raise Refused for a step that rendered to something the gate will not send; when
+        someone was trying to run it, note it and write the audit line (phase refused)."""
+        runbook = runbook_id or where.split("/", 1)[0]
+        if attempt:
+            self._event(
+                EventKind.NOTE,
+                f"{where}: refused: {why}",
+                runbook_id=runbook,
+                action_id=action_id,
+            )
+            with contextlib.suppress(OSError):  # the refusal stands whether or not it is written
+                self.audit.refused(
+                    {
+                        "environment": self.config.environment,
+                        "runbook": runbook,
+                        "action": action_id,
+                        "title": str(step.title),
+                        "kind": str(step.kind),
+                        "connection": getattr(step, "connection", None),
+                        "params": dict(params),
+                        "why": why,
+                    }
+                )
+        raise Refused(self.redactor.scrub(f"{where}: {why}"))
 
     # --- judging -------------------------------------------------------------------------------
 

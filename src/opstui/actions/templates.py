@@ -54,6 +54,12 @@ class RenderError(ValueError):
     """A template or a param value is wrong; the message is one line."""
 
 
+class UnsafeRender(RenderError):
+    """The step rendered to something the gate refuses to send (a URL off the connection's
+    origin, a foreign Host header, a smuggled header line): a refusal, audited as one when
+    someone tries to run it."""
+
+
 class TemplateLimit(SecurityError):
     """A template went past a size or time bound; the message says which."""
 

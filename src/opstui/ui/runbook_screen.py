@@ -420,7 +420,7 @@ class RunbookScreen(Screen[None]):
         progress = self._start(row)
         row.lines.clear()
         try:
-            step = await self.runner.prepare_diagnose(self.runbook.id, row.index)
+            step = await self.runner.prepare_diagnose(self.runbook.id, row.index, attempt=True)
             outcome = await self.runner.run(step, output=self._sink(row), progress=progress)
         except ActionError as exc:
             self._finish(row, None, str(exc))
