@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from opstui.config.models import Config
 from tests.servers.postgres import PostgresServer
 
 CHANNEL = "opstui_attack"
@@ -79,6 +80,32 @@ ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY;
 CREATE POLICY rls_side ON rls_t USING (side_effect() IS NOT NULL);
 CREATE FUNCTION calm(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT $1';
 """
+
+
+def attack_config(dsn: str, sql: str, *, mutating: bool = False) -> Config:
+    return Config.model_validate(
+        {
+            "connections": {"db": {"kind": "postgres", "dsn": dsn, "timeout": "5s"}},
+            "runbooks": [
+                {
+                    "id": "attack",
+                    "title": "Attack",
+                    "diagnose": [{"title": "look", "kind": "sql", "connection": "db", "sql": sql}],
+                    "actions": [
+                        {
+                            "id": "go",
+                            "key": "G",
+                            "title": "go",
+                            "kind": "sql",
+                            "connection": "db",
+                            "sql": sql,
+                            "mutating": mutating,
+                        }
+                    ],
+                }
+            ],
+        }
+    )
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,6 @@ from pydantic import ValidationError
 
 from opstui.actions.runner import Refused
 from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
-from opstui.config.models import Config
 from opstui.sources.base import ProbeError
 from opstui.sources.registry import ClientPool
 from opstui.sources.sql import SqlSource
@@ -30,6 +29,7 @@ from tests.security.sql_servers import (  # noqa: F401 (the fixtures armed and w
     Armed,
     Witness,
     armed_server,
+    attack_config,
     snapshot,
     untouched,
     witness_pair,
@@ -66,6 +66,7 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "select_into": ("SELECT * INTO t_copy FROM t", "SELECT INTO creates a table"),
     "explain_analyze": ("EXPLAIN ANALYZE SELECT side_effect()", "EXPLAIN ANALYZE runs"),
     "do_block": ("DO $$BEGIN UPDATE t SET v = 'x'; END$$", "DO is not a read"),
+    "rls_policy": ("SELECT * FROM rls_t", "policy rls_side on rls_t: calls public.side_effect"),
 }
 SHAPES = {"update", "copy_to_program", "writing_cte", "select_into", "explain_analyze", "do_block"}
 """Attacks whose statement alone is not a read: a probe with one does not load."""
@@ -73,32 +74,6 @@ SHAPES = {"update", "copy_to_program", "writing_cte", "select_into", "explain_an
 
 def sql_of(armed: Armed, attack: str) -> str:
     return ATTACKS[attack][0].replace("{markers}", str(armed.markers))
-
-
-def attack_config(dsn: str, sql: str, *, mutating: bool = False) -> Config:
-    return Config.model_validate(
-        {
-            "connections": {"db": {"kind": "postgres", "dsn": dsn, "timeout": "5s"}},
-            "runbooks": [
-                {
-                    "id": "attack",
-                    "title": "Attack",
-                    "diagnose": [{"title": "look", "kind": "sql", "connection": "db", "sql": sql}],
-                    "actions": [
-                        {
-                            "id": "go",
-                            "key": "G",
-                            "title": "go",
-                            "kind": "sql",
-                            "connection": "db",
-                            "sql": sql,
-                            "mutating": mutating,
-                        }
-                    ],
-                }
-            ],
-        }
-    )
 
 
 @pytest.mark.parametrize("attack", sorted(ATTACKS))
