@@ -391,28 +391,31 @@ class SqlSource(Source):
         return replace(reading, latency_ms=latency_ms)
 
     async def _clear(self) -> None:
-        """Raise ProbeError unless the query is a provable read; the verdict is kept (a
-        failure to ask the server is not, so the next poll asks again)."""
+        """Raise ProbeError unless the query is a provable read. The verdict is kept, except
+        when it rests on a name the server does not know yet (or the server could not be
+        asked): the next poll asks again, and still never sends the query unproven."""
         if self._cleared:
             return
-        if self._refusal is None:
+        refusal = self._refusal
+        if refusal is None:
             assert self.probe.query is not None
             try:
                 statement = parse_statement(self.probe.query)
             except SqlProblem as exc:
-                self._refusal = str(exc)
+                refusal = self._refusal = str(exc)
             else:
                 if statement.not_read is not None:
-                    self._refusal = statement.not_read
+                    refusal = self._refusal = statement.not_read
                 else:
                     judgement = await judge(self.client, statement, time_limit=self.timeout)
-                    if judgement.problems:
-                        self._refusal = judgement.problems[0]
-                    else:
+                    if not judgement.problems:
                         self._cleared = True
                         return
+                    refusal = judgement.problems[0]
+                    if judgement.settled:
+                        self._refusal = refusal
         raise ProbeError(
-            f"not a provable read: {self._refusal}",
+            f"not a provable read: {refusal}",
             hint="a probe only reads: make it a step of a runbook action instead",
         )
 
