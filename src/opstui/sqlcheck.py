@@ -85,6 +85,8 @@ class Statement:
     data_modifying_cte: bool = False
     into: bool = False
     """SELECT INTO: it creates a table."""
+    uses_default: bool = False
+    """`SET col = DEFAULT` or `VALUES (DEFAULT)`: column defaults run."""
 
     @property
     def read(self) -> bool:
@@ -174,6 +176,7 @@ def _statement(node: ast.Node, text: str) -> Statement:
         target=target,
         data_modifying_cte=found.modifying_cte is not None,
         into=found.select_into,
+        uses_default=found.uses_default,
     )
 
 
@@ -245,6 +248,7 @@ class _Collector:
         self.modifying_cte: str | None = None
         self.select_into = False
         self.locking: str | None = None
+        self.uses_default = False
 
     def walk(self, value: Any) -> None:
         stack = [value]
@@ -291,6 +295,8 @@ class _Collector:
             query = node.ctequery
             if query is not None and type(query).__name__ != "SelectStmt":
                 self.modifying_cte = self.modifying_cte or _command(query)
+        elif kind == "SetToDefault":
+            self.uses_default = True
         elif kind == "SelectStmt":
             if getattr(node, "intoClause", None) is not None:
                 self.select_into = True

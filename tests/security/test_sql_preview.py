@@ -57,6 +57,10 @@ PREVIEW_ATTACKS: dict[str, tuple[str, str]] = {
         "trig_t has trigger trig_side",
     ),
     "update_rls_policy": ("UPDATE rls_t SET id = 2", "policy rls_side on rls_t"),
+    "update_to_default": (
+        "UPDATE counter_t SET id = DEFAULT WHERE v = 'none'",
+        "default of column counter_t.id calls nextval (volatile)",
+    ),
 }
 
 
@@ -89,6 +93,21 @@ async def test_a_plain_update_is_measured_and_rolled_back(
         step = await parts.runner.prepare_action("attack", "go")
         preview = await parts.runner.preview(step)
         assert preview is not None and preview.lines == (f"UPDATE affects 2 rows ({MEASURED})",)
+    finally:
+        await parts.close()
+    assert await snapshot(armed, witness) == before
+
+
+async def test_a_delete_from_a_serial_table_is_measured(
+    armed: Armed, witness: Witness, tmp_path: Path
+) -> None:
+    """A DELETE never fills a default: the serial column's nextval cannot run."""
+    before = await untouched(armed, witness)
+    sql = "DELETE FROM counter_t WHERE id < 0"
+    parts = make_runner(attack_config(armed.dsn, sql, mutating=True), tmp_path)
+    try:
+        preview = await parts.runner.preview(await parts.runner.prepare_action("attack", "go"))
+        assert preview is not None and preview.lines == (f"DELETE affects 0 rows ({MEASURED})",)
     finally:
         await parts.close()
     assert await snapshot(armed, witness) == before

@@ -176,27 +176,28 @@ tables(oid, depth) AS (
   ) e
   WHERE t.depth < 16
 ),
-tabs AS (SELECT DISTINCT oid FROM tables)
-SELECT 'table' AS tag, t.oid::regclass::text AS rel, c.relkind::text AS what, NULL::text AS tree
+tabs AS (SELECT oid, min(depth) AS depth FROM tables GROUP BY oid)
+SELECT 'table' AS tag, t.oid::regclass::text AS rel, c.relkind::text AS what, NULL::text AS tree,
+       t.depth
 FROM tabs t JOIN pg_class c ON c.oid = t.oid
 UNION ALL
-SELECT 'trigger', t.oid::regclass::text, g.tgname, NULL FROM tabs t
+SELECT 'trigger', t.oid::regclass::text, g.tgname, NULL, t.depth FROM tabs t
 JOIN pg_trigger g ON g.tgrelid = t.oid WHERE NOT g.tgisinternal
 UNION ALL
-SELECT 'rule', t.oid::regclass::text, w.rulename, NULL FROM tabs t
+SELECT 'rule', t.oid::regclass::text, w.rulename, NULL, t.depth FROM tabs t
 JOIN pg_rewrite w ON w.ev_class = t.oid
 UNION ALL
-SELECT 'identity', t.oid::regclass::text, a.attname, NULL FROM tabs t
+SELECT 'identity', t.oid::regclass::text, a.attname, NULL, t.depth FROM tabs t
 JOIN pg_attribute a ON a.attrelid = t.oid WHERE a.attidentity <> '' AND NOT a.attisdropped
 UNION ALL
-SELECT 'default of column', t.oid::regclass::text, a.attname, f.adbin::text FROM tabs t
+SELECT 'default of column', t.oid::regclass::text, a.attname, f.adbin::text, t.depth FROM tabs t
 JOIN pg_attrdef f ON f.adrelid = t.oid
 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = f.adnum
 UNION ALL
-SELECT 'constraint', t.oid::regclass::text, k.conname, k.conbin::text FROM tabs t
+SELECT 'constraint', t.oid::regclass::text, k.conname, k.conbin::text, t.depth FROM tabs t
 JOIN pg_constraint k ON k.conrelid = t.oid WHERE k.conbin IS NOT NULL
 UNION ALL
-SELECT 'domain constraint', t.oid::regclass::text, k.conname, k.conbin::text FROM tabs t
+SELECT 'domain constraint', t.oid::regclass::text, k.conname, k.conbin::text, t.depth FROM tabs t
 JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum > 0 AND NOT a.attisdropped
 JOIN pg_constraint k ON k.contypid = a.atttypid WHERE k.conbin IS NOT NULL
 """
@@ -488,11 +489,19 @@ def tree_functions(catalog: Catalog, tree: str) -> list[Proc | None]:
 
 
 async def trial_facts(
-    client: PostgresClient, target: Name, *, time_limit: float | None = None
+    client: PostgresClient,
+    statement: Statement,
+    *,
+    time_limit: float | None = None,
 ) -> Trial:
-    """Whether writing `target` in a rolled-back transaction stays inside it: a plain table
-    with no user trigger, no rule, no identity column, no default or constraint calling a
-    volatile function, on it or on any table an ON DELETE/UPDATE action reaches from it."""
+    """Whether writing the statement's target in a rolled-back transaction stays inside it: a
+    plain table with no user trigger, no rule, no constraint calling a volatile function, and
+    (where the statement fills defaults: INSERT, MERGE, UPDATE ... = DEFAULT) no identity
+    column or default calling one (nextval advances a sequence, which a rollback does not
+    undo); the same for every table an ON DELETE/UPDATE action reaches from it."""
+    assert statement.target is not None
+    target = statement.target
+    fills_defaults = statement.command in ("INSERT", "MERGE") or statement.uses_default
     catalog = await catalog_of(client, time_limit=time_limit)
     schema, name = target
 
@@ -507,6 +516,8 @@ async def trial_facts(
         problems.append(f"{_shown(target)} is not a table this connection can see")
     for row in rows:
         tag, rel, what = row["tag"], row["rel"], row["what"]
+        if tag in ("identity", "default of column") and row["depth"] == 0 and not fills_defaults:
+            continue  # this statement never fills the target's defaults
         if tag == "table" and what != "r":
             problems.append(f"{rel} is a {_RELKINDS.get(what, what)}, not a plain table")
         elif tag == "trigger":

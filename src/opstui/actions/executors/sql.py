@@ -162,7 +162,7 @@ class SqlExecutor(Executor):
         if not statement.trial_shape or statement.target is None or judgement is None:
             what = "a data-modifying CTE" if statement.data_modifying_cte else statement.command
             return f"{what} cannot be measured without running it"
-        trial = await trial_facts(client, statement.target, time_limit=step.timeout)
+        trial = await trial_facts(client, statement, time_limit=step.timeout)
         return None if trial.allowed else "; ".join(trial.problems[:3])
 
     async def _trial(
