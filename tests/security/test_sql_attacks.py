@@ -24,8 +24,8 @@ from opstui.sources.registry import ClientPool
 from opstui.sources.sql import SqlSource
 from tests.actions.support import make_runner
 from tests.security.sql_servers import (  # noqa: F401 (the fixtures armed and witness)
-    CHANNEL,
-    VICTIM,
+    ATTACKS,
+    SHAPES,
     Armed,
     Witness,
     armed_server,
@@ -36,41 +36,6 @@ from tests.security.sql_servers import (  # noqa: F401 (the fixtures armed and w
 )
 
 MEASURED = "measured in a rolled-back transaction"
-
-ATTACKS: dict[str, tuple[str, str]] = {
-    # id: (SQL, a word the refusal's reason must contain)
-    "update": ("UPDATE t SET v = 'x' WHERE id = 3", "UPDATE writes"),
-    "terminate_backend": (
-        f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-        f"WHERE application_name = '{VICTIM}'",
-        "calls pg_terminate_backend (volatile)",
-    ),
-    "copy_to_program": ("COPY (SELECT 1) TO PROGRAM 'touch {markers}/copy'", "COPY writes"),
-    "pg_notify": (f"SELECT pg_notify('{CHANNEL}', 'x')", "calls pg_notify (volatile)"),
-    "reload_conf": ("SELECT pg_reload_conf()", "calls pg_reload_conf (volatile)"),
-    "dblink_function": ("SELECT side_effect()", "calls public.side_effect (volatile)"),
-    "stat_reset": ("SELECT pg_stat_reset()", "calls pg_stat_reset (volatile)"),
-    "nextval": ("SELECT nextval('seq')", "calls nextval (volatile)"),
-    "nested_view": ("SELECT * FROM v_nested", "view v_nested: calls public.side_effect"),
-    "view_terminates": ("SELECT * FROM v_kill", "view v_kill: calls pg_terminate_backend"),
-    "operator": ("SELECT 1 === 1", "operator public.=== calls public.op_side (volatile)"),
-    "foreign_table": ("SELECT * FROM ft", "foreign table ft"),
-    "foreign_partition": ("SELECT * FROM parted", "foreign table parted_f"),
-    "domain_cast": ("SELECT 1::dom_side", "domain dom_side: calls public.side_effect"),
-    "shadowed_random": ("SELECT random('x')", "calls public.random (volatile)"),
-    "attribute_notation": ("SELECT t.f_side FROM t", "calls public.f_side (volatile)"),
-    "writing_cte": (
-        "WITH d AS (DELETE FROM t WHERE id = 1 RETURNING *) SELECT count(*) FROM d",
-        "a data-modifying CTE (DELETE)",
-    ),
-    "select_into": ("SELECT * INTO t_copy FROM t", "SELECT INTO creates a table"),
-    "explain_analyze": ("EXPLAIN ANALYZE SELECT side_effect()", "EXPLAIN ANALYZE runs"),
-    "do_block": ("DO $$BEGIN UPDATE t SET v = 'x'; END$$", "DO is not a read"),
-    "rls_policy": ("SELECT * FROM rls_t", "policy rls_side on rls_t: calls public.side_effect"),
-}
-SHAPES = {"update", "copy_to_program", "writing_cte", "select_into", "explain_analyze", "do_block"}
-"""Attacks whose statement alone is not a read: a probe with one does not load."""
-
 
 def sql_of(armed: Armed, attack: str) -> str:
     return ATTACKS[attack][0].replace("{markers}", str(armed.markers))
