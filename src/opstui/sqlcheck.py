@@ -194,7 +194,9 @@ def _shape_problem(node: ast.Node, command: str, found: _Collector) -> str | Non
     if kind == "VariableShowStmt":
         return None
     if kind != "SelectStmt":
-        if command in TRIAL_COMMANDS or command in ("COPY", "TRUNCATE", "CREATE TABLE AS"):
+        if command == "COPY":
+            return "COPY is not a plain read (it can write a file or run a program on the server)"
+        if command in TRIAL_COMMANDS or command in ("TRUNCATE", "CREATE TABLE AS"):
             return f"{command} writes"
         return f"{command} is not a read"
     if found.modifying_cte is not None:

@@ -40,7 +40,10 @@ ATTACKS: dict[str, tuple[str, str]] = {
         f"WHERE application_name = '{VICTIM}'",
         "calls pg_terminate_backend (volatile)",
     ),
-    "copy_to_program": ("COPY (SELECT 1) TO PROGRAM 'touch {markers}/copy'", "COPY writes"),
+    "copy_to_program": (
+        "COPY (SELECT 1) TO PROGRAM 'touch {markers}/copy'",
+        "COPY is not a plain read",
+    ),
     "pg_notify": (f"SELECT pg_notify('{CHANNEL}', 'x')", "calls pg_notify (volatile)"),
     "reload_conf": ("SELECT pg_reload_conf()", "calls pg_reload_conf (volatile)"),
     "dblink_function": ("SELECT side_effect()", "calls public.side_effect (volatile)"),
