@@ -65,6 +65,10 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "explain_analyze": ("EXPLAIN ANALYZE SELECT side_effect()", "EXPLAIN ANALYZE runs"),
     "do_block": ("DO $$BEGIN UPDATE t SET v = 'x'; END$$", "DO is not a read"),
     "rls_policy": ("SELECT * FROM rls_t", "policy rls_side on rls_t: calls public.side_effect"),
+    "aggregate": (
+        "SELECT agg_side(id) FROM t",
+        "aggregate public.agg_side calls public.agg_step (volatile)",
+    ),
 }
 SHAPES = {"update", "copy_to_program", "writing_cte", "select_into", "explain_analyze", "do_block"}
 """Attacks whose statement alone is not a read: a probe with one does not load."""
@@ -116,6 +120,9 @@ CREATE TABLE rls_t (id int);
 ALTER TABLE rls_t ENABLE ROW LEVEL SECURITY;
 CREATE POLICY rls_side ON rls_t USING (side_effect() IS NOT NULL);
 CREATE FUNCTION calm(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT $1';
+CREATE FUNCTION agg_step(int, int) RETURNS int LANGUAGE sql VOLATILE AS
+  'SELECT $1 + $2 + side_effect()';
+CREATE AGGREGATE agg_side(int) (SFUNC = agg_step, STYPE = int, INITCOND = '0');
 """
 
 

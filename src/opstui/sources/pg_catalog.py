@@ -70,9 +70,12 @@ extension's owner can change. pg_stat_statements_reset is not here: it resets.""
 
 PROCS_SQL = """
 SELECT p.oid::int8 AS oid, n.nspname, p.proname, p.provolatile::text AS volatile,
-       p.pronargs::int AS nargs, e.extname
+       p.pronargs::int AS nargs, e.extname,
+       ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
+             a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::oid[]::int8[] AS parts
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
+LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid
 LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
      AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 LEFT JOIN pg_extension e ON e.oid = d.refobjid
@@ -225,6 +228,9 @@ class Proc:
     """pg_proc.provolatile: i(mmutable), s(table) or v(olatile)."""
     nargs: int
     extension: str | None
+    parts: tuple[int, ...] = ()
+    """An aggregate's support functions: its own provolatile says nothing about them (an
+    aggregate is listed immutable whatever its transition function does)."""
 
     @property
     def builtin(self) -> bool:
@@ -330,6 +336,7 @@ async def catalog_of(
                 str(row["volatile"]),
                 int(row["nargs"]),
                 row["extname"],
+                tuple(int(o) for o in row["parts"] or () if o),
             )
             catalog.procs[proc.oid] = proc
             catalog.by_name[proc.name].append(proc)
@@ -366,6 +373,12 @@ async def judge(
         problem = proc.problem()
         if problem is not None:
             problems.append(f"{context}{problem}")
+        for oid in proc.parts:
+            part = catalog.procs.get(oid)
+            if part is None:
+                problems.append(f"aggregate {proc.shown} runs unknown function oid {oid}")
+            else:
+                check(part, f"{context}aggregate {proc.shown} ")
 
     for name in sorted(statement.functions, key=_sort_key):
         procs = catalog.named(name)
