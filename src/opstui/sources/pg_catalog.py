@@ -71,8 +71,10 @@ extension's owner can change. pg_stat_statements_reset is not here: it resets.""
 PROCS_SQL = """
 SELECT p.oid::int8 AS oid, n.nspname, p.proname, p.provolatile::text AS volatile,
        p.pronargs::int AS nargs, e.extname,
-       ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
-             a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::oid[]::int8[] AS parts
+       CASE WHEN a.aggfnoid IS NOT NULL THEN
+         ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
+               a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::oid[]::int8[]
+       END AS parts
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid
