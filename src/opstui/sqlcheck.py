@@ -138,6 +138,60 @@ def check_plain_read(sql: str) -> Statement:
     return statement
 
 
+def body_calls(
+    language: str, source: str, definition: str
+) -> tuple[frozenset[Name], frozenset[Name]]:
+    """The functions and the operators a LANGUAGE sql or plpgsql body uses, so a function
+    declared STABLE or IMMUTABLE is held to what it does. SqlProblem when it cannot be read in
+    full: dynamic SQL (plpgsql EXECUTE), a body that does not parse, another language."""
+    import pglast
+    from pglast.parser import ParseError
+
+    found = _Collector()
+    try:
+        if language == "sql":
+            found.walk(pglast.parse_sql(source if source.strip() else definition))
+        elif language == "plpgsql":
+            for query in _plpgsql_queries(pglast.parse_plpgsql(definition)):
+                found.walk(pglast.parse_sql(query))
+        else:
+            raise SqlProblem(f"a {language} body cannot be read")
+    except ParseError as exc:
+        raise SqlProblem(f"its body does not parse: {_one_line(str(exc))}") from None
+    return frozenset(found.functions), frozenset(found.operators)
+
+
+_DYNAMIC = ("PLpgSQL_stmt_dynexecute", "PLpgSQL_stmt_dynfors")
+
+
+def _plpgsql_queries(tree: Any) -> list[str]:
+    """Every SQL text of a PL/pgSQL function, as statements pglast can parse."""
+    queries: list[str] = []
+    stack = [tree]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            for key, value in item.items():
+                if key in _DYNAMIC or (key == "PLpgSQL_stmt_open" and "dynquery" in value):
+                    raise SqlProblem("it runs dynamic SQL (EXECUTE), which cannot be read")
+                if key == "PLpgSQL_expr" and isinstance(value, dict):
+                    queries.append(_expr_statement(str(value.get("query", "")), value))
+                else:
+                    stack.append(value)
+    return queries
+
+
+def _expr_statement(query: str, expr: dict[str, Any]) -> str:
+    mode = int(expr.get("parseMode", 0))
+    if mode == 0:
+        return query
+    if mode >= 3 and ":=" in query:  # `target := expression`
+        query = query.split(":=", 1)[1]
+    return f"SELECT {query}"
+
+
 # --- reading the tree ---------------------------------------------------------------------------
 
 

@@ -65,6 +65,22 @@ ATTACKS: dict[str, tuple[str, str]] = {
     "explain_analyze": ("EXPLAIN ANALYZE SELECT side_effect()", "EXPLAIN ANALYZE runs"),
     "do_block": ("DO $$BEGIN UPDATE t SET v = 'x'; END$$", "DO is not a read"),
     "rls_policy": ("SELECT * FROM rls_t", "policy rls_side on rls_t: calls public.side_effect"),
+    "stable_plpgsql_liar": (
+        "SELECT liar_plpgsql()",
+        "public.liar_plpgsql (declared STABLE) calls public.side_effect (volatile)",
+    ),
+    "immutable_sql_liar": (
+        "SELECT liar_sql()",
+        "public.liar_sql (declared IMMUTABLE) calls public.dblink_exec (volatile)",
+    ),
+    "nested_liar": (
+        "SELECT liar_nested()",
+        "public.liar_plpgsql (declared STABLE) calls public.side_effect (volatile)",
+    ),
+    "dynamic_sql_liar": (
+        "SELECT liar_dynamic()",
+        "public.liar_dynamic (declared STABLE) cannot be checked: it runs dynamic SQL",
+    ),
     "aggregate": (
         "SELECT agg_side(id) FROM t",
         "aggregate public.agg_side calls public.agg_step (volatile)",
@@ -123,6 +139,14 @@ CREATE FUNCTION calm(int) RETURNS int LANGUAGE sql STABLE AS 'SELECT $1';
 CREATE FUNCTION agg_step(int, int) RETURNS int LANGUAGE sql VOLATILE AS
   'SELECT $1 + $2 + side_effect()';
 CREATE AGGREGATE agg_side(int) (SFUNC = agg_step, STYPE = int, INITCOND = '0');
+CREATE FUNCTION liar_plpgsql() RETURNS int LANGUAGE plpgsql STABLE AS $f$
+BEGIN PERFORM side_effect(); RETURN 1; END $f$;
+CREATE FUNCTION liar_sql() RETURNS int LANGUAGE sql IMMUTABLE AS
+  $f$ SELECT CASE WHEN dblink_exec('{link}', 'INSERT INTO sink VALUES (''lied'')') IS NULL
+      THEN 0 ELSE 1 END $f$;
+CREATE FUNCTION liar_nested() RETURNS int LANGUAGE sql STABLE AS 'SELECT liar_plpgsql()';
+CREATE FUNCTION liar_dynamic() RETURNS int LANGUAGE plpgsql STABLE AS $f$
+BEGIN EXECUTE 'SELECT side_effect()'; RETURN 1; END $f$;
 """
 
 

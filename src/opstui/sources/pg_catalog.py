@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opstui.sources.postgres_client import PostgresClient
-from opstui.sqlcheck import COMPARISONS, Name, Statement
+from opstui.sqlcheck import COMPARISONS, Name, SqlProblem, Statement, body_calls
 
 if TYPE_CHECKING:
     from asyncpg import Record
@@ -70,7 +70,7 @@ extension's owner can change. pg_stat_statements_reset is not here: it resets.""
 
 PROCS_SQL = """
 SELECT p.oid::int8 AS oid, n.nspname, p.proname, p.provolatile::text AS volatile,
-       p.pronargs::int AS nargs, e.extname,
+       p.pronargs::int AS nargs, e.extname, l.lanname,
        CASE WHEN a.aggfnoid IS NOT NULL THEN
          ARRAY[a.aggtransfn, a.aggfinalfn, a.aggcombinefn, a.aggserialfn, a.aggdeserialfn,
                a.aggmtransfn, a.aggminvtransfn, a.aggmfinalfn]::oid[]::int8[]
@@ -78,6 +78,7 @@ SELECT p.oid::int8 AS oid, n.nspname, p.proname, p.provolatile::text AS volatile
 FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace
 LEFT JOIN pg_aggregate a ON a.aggfnoid = p.oid
+LEFT JOIN pg_language l ON l.oid = p.prolang
 LEFT JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
      AND d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
 LEFT JOIN pg_extension e ON e.oid = d.refobjid
@@ -233,6 +234,14 @@ class Proc:
     parts: tuple[int, ...] = ()
     """An aggregate's support functions: its own provolatile says nothing about them (an
     aggregate is listed immutable whatever its transition function does)."""
+    language: str = "internal"
+
+    @property
+    def declared_calm(self) -> bool:
+        """A user's own function declared STABLE or IMMUTABLE: a declaration PostgreSQL does
+        not enforce (such a function may call a volatile one), so its body is read too."""
+        calm = self.volatile != "v" and not self.parts  # an aggregate: its parts are checked
+        return calm and not self.builtin and self.extension is None
 
     @property
     def builtin(self) -> bool:
@@ -284,6 +293,8 @@ class Catalog:
 
 
 UNKNOWN = "(cannot be proven a read)"
+DECLARED = "(declared "
+"""Marks a problem found in the body of a function declared STABLE or IMMUTABLE."""
 """Ends a problem about a name the server does not know (yet): worth asking again later."""
 
 
@@ -298,6 +309,13 @@ class Judgement:
     """Volatile functions it calls that are on a reviewed list."""
     functions: int = 0
     """How many functions it calls, directly or through what it reads."""
+
+    @property
+    def plannable(self) -> bool:
+        """Whether planning it (EXPLAIN without ANALYZE) runs nothing unproven. The planner
+        never runs a volatile function, but folds IMMUTABLE calls and evaluates STABLE ones
+        for estimates: a function whose declaration its body contradicts would run."""
+        return not any(DECLARED in p for p in self.problems)
 
     @property
     def settled(self) -> bool:
@@ -339,6 +357,7 @@ async def catalog_of(
                 int(row["nargs"]),
                 row["extname"],
                 tuple(int(o) for o in row["parts"] or () if o),
+                str(row["lanname"] or "internal"),
             )
             catalog.procs[proc.oid] = proc
             catalog.by_name[proc.name].append(proc)
@@ -406,7 +425,60 @@ async def judge(
     if statement.relations or statement.types:
         rows = await _facts(client, statement, time_limit)
         problems += await _relation_problems(client, catalog, statement, rows, check, time_limit)
+    read: set[int] = set()
+    for _ in range(BODY_DEPTH):  # the bodies of calm-declared functions, and theirs in turn
+        pending = [
+            calm
+            for calm in (catalog.procs.get(oid) for oid in sorted(checked - read))
+            if calm is not None and calm.declared_calm
+        ]
+        if not pending:
+            break
+        read.update(calm.oid for calm in pending)
+        bodies = await _bodies(client, [calm.oid for calm in pending], time_limit)
+        for calm in pending:
+            word = "IMMUTABLE" if calm.volatile == "i" else "STABLE"
+            context = f"{calm.shown} {DECLARED}{word}) "
+            try:
+                source, definition = bodies[calm.oid]
+                named_calls, named_operators = body_calls(calm.language, source, definition)
+            except (KeyError, SqlProblem) as exc:
+                problems.append(f"{context}cannot be checked: {exc}")
+                continue
+            for name in sorted(named_calls, key=_sort_key):
+                called = catalog.named(name)
+                if not called:
+                    problems.append(f"{context}calls unknown function {_shown(name)} {UNKNOWN}")
+                for callee in called:
+                    check(callee, context)
+            for name in sorted(named_operators, key=_sort_key):
+                for used in catalog.operators_named(name):
+                    for oid in used.functions:
+                        code = catalog.procs.get(oid)
+                        if code is not None:
+                            check(code, f"{context}operator {used.name} ")
+    else:
+        problems.append("functions call functions deeper than opstui reads: cannot be proven")
     return Judgement(tuple(dict.fromkeys(problems)), tuple(dict.fromkeys(harmless)), len(checked))
+
+
+BODY_DEPTH = 6
+"""How deep calls of calm-declared functions are followed before giving up (as mutating)."""
+
+BODIES_SQL = """
+SELECT p.oid::int8 AS oid, p.prosrc, pg_get_functiondef(p.oid) AS definition
+FROM pg_proc p WHERE p.oid = ANY($1::int8[]::oid[])
+"""
+
+
+async def _bodies(
+    client: PostgresClient, oids: list[int], time_limit: float | None
+) -> dict[int, tuple[str, str]]:
+    async def read(conn: PoolConnectionProxy[Record]) -> dict[int, tuple[str, str]]:
+        rows = await conn.fetch(BODIES_SQL, oids)
+        return {int(r["oid"]): (str(r["prosrc"] or ""), str(r["definition"] or "")) for r in rows}
+
+    return await client.run_readonly(read, time_limit=time_limit)
 
 
 def _needs_refresh(catalog: Catalog, statement: Statement) -> bool:

@@ -130,18 +130,19 @@ class SqlExecutor(Executor):
         try:
             sql, args = statement_of(step.rendered)
             statement = parse_statement(sql)
+            if not (statement.read or statement.command in EXPLAINABLE) or statement.into:
+                what = statement.command
+                return Preview((f"no preview: {what} cannot be measured without running it",))
             client = client_of(step, ctx)
-            judgement: Judgement | None = None
-            if statement.read or statement.trial_shape:
-                judgement = await judge(client, statement, time_limit=step.timeout)
-                if statement.read and not judgement.problems:
-                    if not declared_mutating(step.rendered):
-                        return None
-                    return Preview(("a provable read: it changes nothing",))
+            judgement = await judge(client, statement, time_limit=step.timeout)
+            if statement.read and not judgement.problems:
+                if not declared_mutating(step.rendered):
+                    return None
+                return Preview(("a provable read: it changes nothing",))
             why_not = await self._why_no_trial(step, statement, judgement, client)
             if why_not is None:
                 return Preview((preview_line(await self._trial(step, client, statement, args)),))
-            if statement.command in EXPLAINABLE and not statement.into:
+            if statement.command in EXPLAINABLE and judgement.plannable:
                 estimate = await explain_estimate(client, statement, args, step.timeout)
                 return Preview((estimate, f"not run: {why_not}"))
             return Preview((f"no preview: {why_not}",))
@@ -154,12 +155,12 @@ class SqlExecutor(Executor):
         self,
         step: PreparedStep,
         statement: Statement,
-        judgement: Judgement | None,
+        judgement: Judgement,
         client: PostgresClient,
     ) -> str | None:
-        if judgement is not None and judgement.problems:
+        if judgement.problems:
             return judgement.problems[0]
-        if not statement.trial_shape or statement.target is None or judgement is None:
+        if not statement.trial_shape or statement.target is None:
             what = "a data-modifying CTE" if statement.data_modifying_cte else statement.command
             return f"{what} cannot be measured without running it"
         trial = await trial_facts(client, statement, time_limit=step.timeout)
