@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "port 0 picks a free one)")
 
     serve = sub.add_parser(
-        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs"
+        "serve", help="serve the dashboard to web browsers (textual-serve), e.g. for wall TVs",
+        description="Every browser runs its own opstui. Read-only, on loopback only, unless "
+        "the config's serve: section names tokens or users (see docs/config.md).",
     )
     _common(serve, suppress=True)
     _tui_options(serve, suppress=True)
@@ -165,10 +167,10 @@ def _fail(message: str) -> int:
 
 def _load(config_arg: str | None, *, defer_secrets: bool = False) -> Config:
     """Load the config, or raise ConfigError whose lines the caller prints."""
-    from opstui.config.loader import load_config
+    from opstui.actions.static import load_checked
     from opstui.config.paths import resolve_config_path
 
-    return load_config(resolve_config_path(config_arg), defer_secrets=defer_secrets)
+    return load_checked(resolve_config_path(config_arg), defer_secrets=defer_secrets)
 
 
 def load_for_view(
@@ -221,8 +223,11 @@ def cmd_check(config_arg: str | None, as_json: bool) -> int:
         config = _load(config_arg)
     except ConfigError as exc:
         return _print_config_error(exc)
+    from opstui.redaction import redactor_for
+
     snapshots = asyncio.run(check_once(config))
-    print(check_json(config.title, snapshots) if as_json else check_table(config.title, snapshots))
+    text = check_json(config.title, snapshots) if as_json else check_table(config.title, snapshots)
+    print(redactor_for(config).scrub(text))  # the engine scrubbed; this is the sink's guard
     return rollup([s.state for s in snapshots]).exit_code if snapshots else 0
 
 
@@ -396,12 +401,15 @@ def cmd_runbooks(config_arg: str | None, as_json: bool) -> int:
         config = _load(config_arg)
     except ConfigError as exc:
         return _print_config_error(exc)
+    from opstui.redaction import redactor_for
+
+    scrub = redactor_for(config).scrub
     listed = asyncio.run(_list_runbooks(config))
     if as_json:
         for entry in listed:
             entry["diagnose"] = [_item_json(i) for i in entry["diagnose"]]
             entry["actions"] = [_item_json(i) for i in entry["actions"]]
-        print(json.dumps(listed, indent=2))
+        print(scrub(json.dumps(listed, indent=2)))
         return 0
     if not listed:
         print("no runbooks in the config")
@@ -409,13 +417,13 @@ def cmd_runbooks(config_arg: str | None, as_json: bool) -> int:
         probes = f"  [{', '.join(entry['probes'])}]" if entry["probes"] else ""
         print(f"{entry['id']}: {entry['title']} ({entry['severity']}){probes}")
         for item in entry["diagnose"]:
-            print(f"  diagnose {item['index']}  {item['title']}  [{item['kind']}]  "
-                  f"{_item_words(item)}")
+            print(scrub(f"  diagnose {item['index']}  {item['title']}  [{item['kind']}]  "
+                        f"{_item_words(item)}"))
         for item in entry["actions"]:
             key = item["key"] or "-"
             danger = f"  danger {item['danger']}" if item["danger"] != "low" else ""
-            print(f"  action {key} {item['id']}  {item['title']}  [{item['kind']}]  "
-                  f"{_item_words(item)}{danger}")
+            print(scrub(f"  action {key} {item['id']}  {item['title']}  [{item['kind']}]  "
+                        f"{_item_words(item)}{danger}"))
     return 0
 
 
@@ -461,6 +469,13 @@ async def _run_step(
     pool, probes, _, runner = _runner_parts(config, read_only)
     progress = Progress()
     loop = asyncio.get_running_loop()
+
+    def _say(text: str) -> None:  # everything `run` prints goes through the redactor
+        print(runner.redactor.scrub(text), file=sys.stderr, flush=True)
+
+    def _out(line: str) -> None:
+        print(runner.redactor.scrub(line), flush=True)
+
     try:
         if "probes." in json.dumps(
             [r.model_dump(mode="json") for r in config.runbooks if r.id == runbook_id]
@@ -503,16 +518,24 @@ async def _run_step(
             if yes:
                 via = "--yes"
                 if step.danger == "high" and confirm_target is None:
+                    runner.refused(step, via=via, why="danger high without --confirm-target")
                     _say(f"opstui: refused: danger high: add --confirm-target {step.target!r}")
                     return EXIT_REFUSED
             elif sys.stdin.isatty():
                 via = "prompt"
-                if step.danger == "high":
-                    typed = _ask(f"Type the target's name ({step.target}) to {verb}: ")
-                elif _ask(f"Type yes to {verb}: ").lower() != "yes":
-                    _say("cancelled: nothing was run")
-                    return EXIT_REFUSED
+                try:
+                    if step.danger == "high":
+                        typed = _ask(f"Type the target's name ({step.target}) to {verb}: ")
+                    elif _ask(f"Type yes to {verb}: ").lower() != "yes":
+                        runner.cancelled(step, via=via, why="the prompt was not answered yes")
+                        _say("cancelled: nothing was run")
+                        return EXIT_REFUSED
+                except KeyboardInterrupt:
+                    runner.cancelled(step, via=via, why="Ctrl+C at the prompt")
+                    _say("\ncancelled: nothing was run")
+                    return 130
             else:
+                runner.refused(step, via=None, why="no terminal to confirm and no --yes")
                 _say("opstui: refused: a mutation needs a terminal to confirm, or --yes")
                 return EXIT_REFUSED
             token = runner.confirm(step, via=via, typed_target=typed)
@@ -553,7 +576,7 @@ def cmd_run(
     read_only: bool,
     confirm_target: str | None,
 ) -> int:
-    from opstui.actions.audit import AuditLog, report_unfinished
+    from opstui.actions.audit import AuditLog, AuditUnavailable, report_unfinished
     from opstui.config.loader import ConfigError
 
     try:
@@ -564,7 +587,17 @@ def cmd_run(
         config = _load(config_arg)
     except ConfigError as exc:
         return _print_config_error(exc)
-    for line in report_unfinished(AuditLog(AuditLog.default_path(config))):
+    audit = AuditLog(AuditLog.default_path(config))
+    if not (read_only or config.read_only):
+        try:  # before anything runs: one line and exit 2, not a traceback after a confirm
+            audit.check_writable()
+        except AuditUnavailable as exc:
+            return _fail(str(exc))
+    try:
+        unfinished = report_unfinished(audit)
+    except OSError as exc:
+        unfinished = [f"audit: cannot read {audit.path}: {exc.strerror or exc}"]
+    for line in unfinished:
         _say(line)
     return asyncio.run(
         _run_step(
@@ -618,11 +651,12 @@ def viewer_flags(
 def cmd_serve(config_arg: str | None, listen: str, public_url: str | None,
               flags: Sequence[str], via_url: str | None = None) -> int:
     """Check the config here (a bad one exits 2 before anything listens), then serve a page
-    whose every browser runs its own `opstui --config <absolute path> ...`."""
+    whose every browser runs its own `opstui --config <absolute path> ...`: read-only unless
+    the config's serve: section names who may sign in."""
     from opstui.config.loader import ConfigError
     from opstui.config.paths import resolve_config_path
     from opstui.export.server import ExportError, parse_listen
-    from opstui.serve import ServeError, serve_web
+    from opstui.serve import ServeError, gate_from, serve_web
 
     try:
         host, port = parse_listen(listen)
@@ -635,9 +669,17 @@ def cmd_serve(config_arg: str | None, listen: str, public_url: str | None,
         return _print_config_error(exc)
     except ValueError as exc:
         return _fail(str(exc))
+    try:
+        gate = gate_from(config.serve)
+    except ServeError as exc:
+        return _fail(str(exc))
+    if gate is None and "--read-only" not in flags:
+        flags = [*flags, "--read-only"]
     command = [sys.executable, "-m", "opstui", "--config", str(path.resolve()), *flags]
     try:
-        return serve_web(command, host, port, public_url=public_url, title=config.title)
+        return serve_web(
+            command, host, port, public_url=public_url, title=config.title, gate=gate
+        )
     except ServeError as exc:
         return _fail(str(exc))
 

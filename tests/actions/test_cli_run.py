@@ -155,7 +155,8 @@ def test_run_refuses_a_mutation_without_a_terminal(
     assert "refused: a mutation needs a terminal to confirm, or --yes" in err
     assert "command:     sh -c" in err
     assert not (tmp_path / "marker").exists()
-    assert not (tmp_path / "audit" / "audit.jsonl").exists()
+    [refused] = AuditLog(tmp_path / "audit" / "audit.jsonl").records()  # nothing ran
+    assert (refused["phase"], refused["why"]) == ("refused", "no terminal to confirm and no --yes")
 
 
 def test_run_yes_runs_and_audits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -116,7 +116,11 @@ async def test_an_action_needing_a_missing_secret_fails_saying_which(
         with pytest.raises(Refused, match=reason):
             await parts.runner.run(diagnose)
         assert app.requests == []  # nothing reached the server
-        assert not parts.audit.path.exists()  # nothing ran: no intent, no result
+        # nothing ran: no intent, no result; each refusal is one line saying why
+        records = parts.audit.records()
+        assert [(r["phase"], r["why"]) for r in records] == [
+            ("refused", reason)
+        ] * 2
         notes = [e.message for e in parts.timeline.events()]
         assert any(reason in note for note in notes), notes
     finally:

@@ -109,6 +109,9 @@ async def run(ctx: ExecutionContext, prepared: PreparedStep, *, read_only: bool)
         ("CLIENT", "LIST"),
         ("XINFO", "GROUPS", "s"),
         ("EVAL_RO", "return 1", "0"),
+        ("CONFIG", "GET", "maxclients"),
+        ("MEMORY", "USAGE", "k"),
+        ("LATENCY", "LATEST"),
     ],
 )
 async def test_reads_are_read_only(ctx: ExecutionContext, argv: tuple[str, ...]) -> None:
@@ -124,7 +127,9 @@ async def test_reads_are_read_only(ctx: ExecutionContext, argv: tuple[str, ...])
         (("DEL", "k"), "Redis flags DEL as write"),
         (("EXPIRE", "k", "10"), "Redis flags EXPIRE as write"),
         (("CONFIG", "SET", "maxclients", "20"), "CONFIG SET is always treated as mutating"),
-        (("CONFIG", "GET", "maxclients"), "CONFIG GET is always treated as mutating"),
+        (("CONFIG", "REWRITE"), "CONFIG REWRITE is always treated as mutating"),
+        (("SLOWLOG", "RESET"), "SLOWLOG RESET is always treated as mutating"),
+        (("MEMORY", "PURGE"), "MEMORY PURGE is always treated as mutating"),
         (("CLIENT", "KILL", "ID", "1"), "CLIENT KILL is always treated as mutating"),
         (("FLUSHDB",), "FLUSHDB is always treated as mutating"),
         (("EVAL", "return 1", "0"), "EVAL is always treated as mutating"),
@@ -447,7 +452,9 @@ async def test_runner_treats_a_readonly_claim_on_del_as_mutating(
         with pytest.raises(Refused):  # double Enter: the token is spent
             await runner.run(step_, token=token)
         assert r.zcard(FAILED) == 1
-        phases = [(rec["phase"], rec["action"]) for rec in parts.audit.records()]
+        records = parts.audit.records()
+        phases = [(rec["phase"], rec["action"]) for rec in records if rec["phase"] != "refused"]
+        assert any(rec["phase"] == "refused" for rec in records)  # refusals are audited too
         assert phases == [("intent", "drop-failed"), ("result", "drop-failed")]
     finally:
         await parts.close()

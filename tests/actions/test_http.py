@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from opstui.actions.audit import AuditLog
 from opstui.actions.runner import ActionError, Refused
 from opstui.actions.tokens import ConfirmToken
 from opstui.engine.events import EventKind
@@ -178,7 +179,8 @@ async def test_read_only_mode_refuses_even_with_a_token(
         finally:
             await parts.close()
     assert app.mutations() == []
-    assert not (tmp_path / "state" / "audit.jsonl").exists()  # nothing ran, nothing audited
+    records = AuditLog(tmp_path / "state" / "audit.jsonl").records()  # nothing ran:
+    assert [(r["phase"], r["why"]) for r in records] == [("refused", "read-only mode")] * 2
 
 
 async def test_get_runs_without_token_and_is_on_the_timeline_not_in_the_audit(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from opstui.config.loader import ConfigError, load_config
+from opstui.actions.static import load_checked
+from opstui.config.loader import ConfigError
 
 BROKEN = Path(__file__).parent / "broken"
 FILES = sorted(BROKEN.glob("*.yaml"))
@@ -33,7 +34,7 @@ def test_broken_config(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPSTUI_TEST_SURELY_UNSET", raising=False)
     line, key_path, says = _expectation(path)
     with pytest.raises(ConfigError) as info:
-        load_config(path)
+        load_checked(path)
     error = info.value
     text = str(error)
     assert (error.file, error.line, error.key_path) == (str(path), line, key_path), text

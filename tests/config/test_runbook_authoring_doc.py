@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from opstui.config.loader import load_config
+from opstui.actions.static import load_checked
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "runbook-authoring.md"
 
@@ -17,7 +17,7 @@ def test_the_worked_example_validates(tmp_path: Path, monkeypatch: pytest.Monkey
     blocks = re.findall(r"```yaml\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
     path = tmp_path / "anclora.yaml"
     path.write_text("title: Anclora\n" + "".join(blocks), encoding="utf-8")
-    config = load_config(path)
+    config = load_checked(path)
     runbook = config.runbook("high-queue-backlog")
     assert [a.id for a in runbook.actions] == ["scale-up", "pause-low-priority", "tell-the-lead"]
     assert len(runbook.diagnose) == 3

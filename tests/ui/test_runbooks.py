@@ -170,8 +170,8 @@ async def test_scale_cancel_changes_nothing_confirm_scales_and_the_watch_finishe
         await pilot.pause()
         assert "watch ok" in screen_text(app)
         records = [json.loads(line) for line in world.audit.read_text().splitlines()]
-        assert [r["phase"] for r in records] == ["intent", "result"]
-        assert records[0]["via"] == "modal" and records[1]["ok"] is True
+        assert [r["phase"] for r in records] == ["cancelled", "intent", "result"]
+        assert records[0]["via"] == "modal" and records[2]["ok"] is True  # the Cancel, audited
         assert ADMIN_KEY not in world.audit.read_text()
         kinds = [e.kind for e in app.engine.timeline.events()]
         assert EventKind.ACTION in kinds and EventKind.RESULT in kinds

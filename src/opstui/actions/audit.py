@@ -2,8 +2,13 @@
 
 Every line is a single O_APPEND write followed by fsync, in a file only its owner can read,
 so a crash leaves at worst an intent without a result, which `unfinished()` finds and the next
-start reports. No secret value may reach the file: Secrets are redacted by the caller, and as
-a last guard every line is scrubbed of every secret string the log has been told about.
+start reports. Refusals and cancellations are lines of their own (phase "refused" or
+"cancelled"): who tried what, and why it did not run. No secret value may reach the file:
+Secrets are redacted by the caller, and as a last guard every value of every line goes
+through the config's Redactor (opstui.redaction) before it is written.
+
+`check_writable()` is called before anything can run (`opstui run`, the TUI): an audit file
+that cannot be opened is one line and exit 2, not a traceback after the operator confirmed.
 """
 
 from __future__ import annotations
@@ -20,13 +25,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opstui.config.types import Secret, redact
+from opstui.redaction import NOTHING, Redactor
 
 if TYPE_CHECKING:
     from opstui.config.models import Config
 
 FILE_MODE = 0o600
-MIN_SECRET_LENGTH = 3
-"""Shorter strings are not scrubbed from free text (they would mangle every line)."""
+
+
+class AuditUnavailable(OSError):
+    """The audit file cannot be opened or written; the message is one line naming it."""
+
+
+def _why(exc: OSError) -> str:
+    if isinstance(exc, NotADirectoryError | FileExistsError):
+        return "a part of its directory path is a file"
+    if isinstance(exc, IsADirectoryError):
+        return "it is a directory"
+    reason = exc.strerror or type(exc).__name__
+    return reason[:1].lower() + reason[1:]
 
 
 def _user() -> str:
@@ -59,11 +76,11 @@ def plain(value: Any) -> Any:
 
 
 class AuditLog:
-    """An append-only JSONL file of intents, results and checklist ticks."""
+    """An append-only JSONL file of intents, results, refusals, cancellations and ticks."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, redactor: Redactor | None = None) -> None:
         self.path = Path(path)
-        self._secrets: set[str] = set()
+        self.redactor: Redactor = redactor if redactor is not None else NOTHING
 
     @staticmethod
     def default_path(config: Config) -> Path:
@@ -75,34 +92,26 @@ class AuditLog:
         return user_state_path("opstui") / "audit.jsonl"
 
     def add_secrets(self, values: Iterable[str | Secret]) -> None:
-        """Strings that must never appear in the file, whatever free text carries them."""
-        for value in values:
-            if isinstance(value, Secret) and value.missing is not None:
-                continue  # not available here: nothing of it can leak
-            text = value.reveal() if isinstance(value, Secret) else value
-            if len(text) >= MIN_SECRET_LENGTH:
-                self._secrets.add(text)
+        """Strings that must never appear in the file, on top of the redactor's."""
+        self.redactor = self.redactor.extended(values)
 
-    def scrub(self, text: str) -> str:
-        """`text` with every known secret replaced by ***."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+    def _open(self) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        except OSError as exc:
+            raise AuditUnavailable(f"cannot write the audit log {self.path}: {_why(exc)}") from None
 
-    def _scrub_json(self, line: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            escaped = json.dumps(secret, ensure_ascii=False)[1:-1]
-            for form in {secret, escaped, json.dumps(secret)[1:-1]}:
-                if form and form in line:
-                    line = line.replace(form, "***")
-        return line
+    def check_writable(self) -> None:
+        """Open the file for appending (creating it, 0600) and close it: AuditUnavailable,
+        one line, when that fails (a directory, a path under a file, no permission)."""
+        os.close(self._open())
 
     def _write(self, record: Mapping[str, Any]) -> None:
-        line = self._scrub_json(json.dumps(plain(record), ensure_ascii=False, default=str))
+        clean = self.redactor.scrub_value(plain(record))
+        line = json.dumps(clean, ensure_ascii=False, default=str)
         data = (line.replace("\n", " ") + "\n").encode("utf-8")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        fd = self._open()
         try:
             written = os.write(fd, data)
             if written != len(data):
@@ -119,6 +128,7 @@ class AuditLog:
             "user": _user(),
             "host": socket.gethostname(),
             "ssh_origin": ssh_origin(),
+            "viewer": os.environ.get("OPSTUI_VIEWER"),
         }
         stamped.update({k: v for k, v in record.items() if k not in stamped})
         return stamped
@@ -132,6 +142,15 @@ class AuditLog:
     def result(self, intent_id: str, record: Mapping[str, Any]) -> None:
         """Write how the intent ended (fsync'd)."""
         self._write(self._stamp("result", intent_id, record))
+
+    def refused(self, record: Mapping[str, Any]) -> None:
+        """An attempt the gate refused (read-only, no or used token, wrong target, a secret
+        not available): `record` says who tried what; its `why` says why it did not run."""
+        self._write(self._stamp("refused", uuid.uuid4().hex, record))
+
+    def cancelled(self, record: Mapping[str, Any]) -> None:
+        """An attempt the operator called off before it ran (Cancel, Escape, "no", Ctrl+C)."""
+        self._write(self._stamp("cancelled", uuid.uuid4().hex, record))
 
     def checklist(self, record: Mapping[str, Any]) -> None:
         """A manual step ticked (or unticked) by the operator."""

@@ -71,8 +71,11 @@ class PreparedStep:
     timeout: float = 30.0
 
     def fingerprint(self) -> str:
-        """A digest of what would run (kind, target, rendered request, params): a confirmation
-        token is bound to it, so a token for `count=8` cannot run `count=80`."""
+        """A digest of everything that decides what runs and how it was confirmed: kind, step,
+        title, connection, target, rendered request, params, danger, verb, environment and
+        timeout. A confirmation token is bound to it, so a token for `count=8` cannot run
+        `count=80`, nor one confirmed at danger low a step that now asks for the target's
+        name."""
         import hashlib
         import json
 
@@ -99,6 +102,11 @@ class PreparedStep:
                 "target": self.target,
                 "params": plain(dict(self.params)),
                 "rendered": plain(dict(self.rendered)),
+                "title": self.title,
+                "danger": self.danger,
+                "verb": self.verb,
+                "environment": self.environment,
+                "timeout": self.timeout,
             },
             sort_keys=True,
             default=str,

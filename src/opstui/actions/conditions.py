@@ -257,6 +257,43 @@ class Condition:
         return absent
 
 
+    def unknown_fields(self, known: frozenset[str]) -> list[str]:
+        """Names the condition reads that a reading with the fields `known` never has, for
+        `validate`: `fields.X` and a bare name compared by order (`waitng < 1000`) must be
+        fields; a bare word is a literal only beside `==`/`!=` and a name that is one
+        (`state == ok`)."""
+        unknown: list[str] = []
+        stack: list[Node] = [self.root]
+        while stack:
+            node = stack.pop(0)
+            if not isinstance(node, Compare):
+                stack.extend(node.parts)
+                continue
+            pairs = ((node.left, node.right), (node.right, node.left))
+            for operand, other in pairs:
+                if not _names_field(operand, other, node.op, known):
+                    unknown.append(operand.name or "")
+                    break
+        return unknown
+
+
+def _is_known(operand: Operand, known: frozenset[str]) -> bool:
+    name = operand.name
+    if name is None:
+        return False
+    return name in ("value", "state") or name.removeprefix("fields.") in known
+
+
+def _names_field(operand: Operand, other: Operand, op: str, known: frozenset[str]) -> bool:
+    """Whether `operand` is fine: a literal, a known name, or a bare word used as a literal."""
+    name = operand.name
+    if name is None or _is_known(operand, known):
+        return True
+    if name.startswith("fields."):
+        return False
+    return op in ("==", "!=") and _is_known(other, known)
+
+
 def scope_of(snapshot: ProbeSnapshot) -> dict[str, Any]:
     reading = snapshot.reading
     return {

@@ -25,7 +25,7 @@ import httpx
 from opstui.actions.conditions import parse_condition
 from opstui.actions.templates import RenderError, render_text, render_value
 from opstui.config.base import is_sensitive_header
-from opstui.config.kinds.http import HttpConnection
+from opstui.config.kinds.http import HttpConnection, check_host_header
 from opstui.config.models import Config
 from opstui.config.types import Secret, format_duration, redact
 from opstui.sources.http import join_url
@@ -77,7 +77,24 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     body = None
     if step.json_body is not None:
         body = render_value(step.json_body, ctx, "json", native=True)
-    url = join_url(httpx.URL(redact(connection.base_url)), path)
+    base = connection.base_url
+    if isinstance(base, Secret) and base.missing is not None:
+        # Its host is not known here, and nothing can be sent from here: Runner.unavailable
+        # refuses with the reason; the client checks the origin where the URL is known.
+        url = redact(base).rstrip("/") + "/" + path.lstrip("/")
+    else:
+        try:  # a templated path is checked here, before anything is sent or confirmed
+            url = join_url(httpx.URL(redact(base)), path)
+        except ValueError as exc:
+            raise RenderError(f"path: {exc}") from None
+        pairs = [(k, None if isinstance(v, Secret) else str(v)) for k, v in headers.items()]
+        for name, value in pairs:  # a CR/LF would smuggle a header nobody classified
+            if value is not None and any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+                raise RenderError(f"headers.{name}: control characters in a header; refused")
+        try:
+            check_host_header(redact(base), pairs)
+        except ValueError as exc:
+            raise RenderError(f"headers: {exc}") from None
     parts = ["curl"]
     if step.method != "GET":
         parts += ["-X", step.method]
@@ -107,14 +124,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _item(value: str | Secret, ctx: Mapping[str, Any], where: str) -> str | Secret:
+    """A step's text item rendered; a Secret is kept as is (it is never a template)."""
+    return value if isinstance(value, Secret) else render_text(value, ctx, where)
+
+
 def _redis(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
-    argv = [render_text(arg, ctx, f"command[{i}]") for i, arg in enumerate(step.command)]
+    argv = [_item(arg, ctx, f"command[{i}]") for i, arg in enumerate(step.command)]
+    shown = [redact(arg) for arg in argv]
     connection = config.connections[step.connection]
     url = redact(getattr(connection, "url", ""))
     equivalent = (
-        shlex.join(["redis-cli", "-u", url, *argv]) if url else shlex.join(["redis-cli", *argv])
+        shlex.join(["redis-cli", "-u", url, *shown]) if url else shlex.join(["redis-cli", *shown])
     )
-    target = argv[1] if len(argv) > 1 else f"{argv[0]} on {step.connection}"
+    target = shown[1] if len(shown) > 1 else f"{shown[0]} on {step.connection}"
     rendered = {"argv": argv, "command": argv, "readonly": step.readonly}
     return Rendered(rendered, equivalent, target, _timeout(config, step))
 
@@ -185,17 +208,18 @@ def _ecs(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
 
 
 def _shell(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
-    argv = [render_text(arg, ctx, f"argv[{i}]") for i, arg in enumerate(step.argv)]
+    argv = [_item(arg, ctx, f"argv[{i}]") for i, arg in enumerate(step.argv)]
     cwd = render_text(step.cwd, ctx, "cwd") if step.cwd else None
-    env = {k: render_text(v, ctx, f"env.{k}") for k, v in step.env.items()}
-    equivalent = argv[0] if step.shell else shlex.join(argv)
+    env = {k: _item(v, ctx, f"env.{k}") for k, v in step.env.items()}
+    shown = [redact(arg) for arg in argv]  # a secret item shows *** where its ${VAR} was
+    equivalent = shlex.join(shown)
     if step.shell:
-        equivalent = shlex.join(["/bin/sh", "-c", argv[0]])
+        equivalent = shlex.join(["/bin/sh", "-c", shown[0]])
     if env:  # values may carry credentials: names only
         equivalent = " ".join(f"{k}=***" for k in env) + " " + equivalent
     if cwd:
         equivalent = f"(cd {shlex.quote(cwd)} && {equivalent})"
-    target = str(step.title) if step.shell else argv[0]
+    target = str(step.title) if step.shell else shown[0]
     rendered = {
         "argv": argv,
         "shell": step.shell,

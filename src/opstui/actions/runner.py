@@ -3,7 +3,9 @@
 It renders a step into a PreparedStep, classifies it through the kind's executor (never from
 the config's say-so alone), refuses a mutation in read-only mode or without a single-use token
 minted by `confirm` for that exact fingerprint, writes the audit intent (fsync'd) before
-executing and the result after, and records every step on the timeline. Executors are imported
+executing and the result after, audits every refusal and cancellation, and records every step
+on the timeline. Everything it shows or writes (equivalent, output, summaries, errors,
+previews, timeline and audit lines) goes through the config's one Redactor. Executors are imported
 here and nowhere else, so neither ui/ nor cli.py can reach one around the gate.
 """
 
@@ -12,14 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
 
-from pydantic import BaseModel
-
-from opstui.actions.audit import AuditLog
+from opstui.actions.audit import AuditLog, AuditUnavailable
 from opstui.actions.base import (
     Classification,
     Executor,
@@ -37,9 +36,9 @@ from opstui.actions.templates import RenderError, convert_param, default_of, pro
 from opstui.actions.tokens import ConfirmToken, TokenBook, TokenRejected
 from opstui.config.models import Config
 from opstui.config.runbooks import Runbook
-from opstui.config.types import Secret
 from opstui.engine.clock import Clock, SystemClock
 from opstui.engine.events import Event, EventKind, Timeline
+from opstui.redaction import Redactor, redactor_for, secret_objects
 from opstui.sources.errors import one_line
 from opstui.sources.registry import ClientPool
 
@@ -58,48 +57,6 @@ class Refused(ActionError):
     """The gate said no: read-only mode, no/used/foreign token, wrong typed target."""
 
 
-
-
-def secret_objects(value: Any, seen: set[int] | None = None) -> Iterator[Secret]:
-    """Every Secret inside a config, a connection or a step's rendered values."""
-    seen = set() if seen is None else seen
-    if id(value) in seen:
-        return
-    seen.add(id(value))
-    if isinstance(value, Secret):
-        yield value
-    elif isinstance(value, BaseModel):
-        for name in type(value).model_fields:
-            yield from secret_objects(getattr(value, name, None), seen)
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from secret_objects(item, seen)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from secret_objects(item, seen)
-
-
-def _secrets_in(value: Any) -> Iterator[str]:
-    """Every secret string inside a config (and the password of every secret URL). A secret
-    missing here (a view started without it) has nothing that could leak."""
-    for secret in secret_objects(value):
-        if secret.missing is not None:
-            continue
-        revealed = secret.reveal()
-        yield revealed
-        with contextlib.suppress(ValueError):
-            password = urlsplit(revealed).password
-            if password:
-                yield password
-
-
-def _shell_env_values(config: Config) -> Iterator[str]:
-    """Shell env values are interpolated from ${ENV} into plain text: treat them as secret."""
-    for runbook in config.runbooks:
-        for step in [*runbook.diagnose, *runbook.actions]:
-            for value in (getattr(step, "env", None) or {}).values():
-                if isinstance(value, str) and len(value) >= 8:
-                    yield value
 
 
 class Runner:
@@ -125,7 +82,9 @@ class Runner:
         self._tokens = TokenBook()
         self._verdicts: dict[str, Verdict] = {}
         self._executors: dict[str, Executor] = {}
-        audit.add_secrets([*_secrets_in(config), *_shell_env_values(config)])
+        self.redactor: Redactor = redactor_for(config)
+        if not audit.redactor:
+            audit.redactor = self.redactor
 
     # --- state ---------------------------------------------------------------------------------
 
@@ -226,7 +185,7 @@ class Runner:
             connection=connection if isinstance(connection, str) else None,
             params=dict(params),
             rendered=rendered.rendered,
-            equivalent=self.audit.scrub(equivalent),
+            equivalent=self.redactor.scrub(equivalent),
             target=rendered.target,
             environment=self.config.environment,
             danger=danger,
@@ -313,8 +272,14 @@ class Runner:
             async with asyncio.timeout(step.timeout + GRACE):
                 verdict = await executor.classify(step, self._ctx)
         except Exception as exc:
-            reason = one_line(self.audit.scrub(str(exc) or type(exc).__name__), 120)
+            reason = one_line(self.redactor.scrub(str(exc) or type(exc).__name__), 120)
             return Verdict(Classification.MUTATING, f"cannot classify ({reason}): assumed mutating")
+        if self.redactor.contains(f"{verdict.reason}\0{verdict.overruled or ''}"):
+            verdict = replace(  # a server's words can quote what it was sent
+                verdict,
+                reason=self.redactor.scrub(verdict.reason),
+                overruled=self.redactor.scrub_optional(verdict.overruled),
+            )
         if not verdict.reason.endswith("assumed mutating"):  # a guess is asked again next time
             self._verdicts[fingerprint] = verdict
         return verdict
@@ -329,10 +294,16 @@ class Runner:
             return Preview((), error="read-only mode: a mutation is neither run nor previewed")
         try:
             async with asyncio.timeout(step.timeout + GRACE):
-                return await executor.preview(step, self._ctx)
+                preview = await executor.preview(step, self._ctx)
         except Exception as exc:
-            reason = one_line(self.audit.scrub(str(exc) or type(exc).__name__))
+            reason = one_line(self.redactor.scrub(str(exc) or type(exc).__name__))
             return Preview((), error=f"preview failed: {reason}")
+        if preview is None:
+            return None
+        return Preview(
+            tuple(self.redactor.scrub(line) for line in preview.lines),
+            error=self.redactor.scrub_optional(preview.error),
+        )
 
     # --- confirming and running ----------------------------------------------------------------
 
@@ -344,10 +315,51 @@ class Runner:
         if via not in VIAS:
             raise ActionError(f"unknown confirmation channel {via!r}")
         if step.danger == "high" and (typed_target or "").strip() != step.target:
-            self._note(step, f"refused: typed target does not match {step.target!r}")
-            raise Refused(f"type the target's name exactly to confirm: {step.target}")
+            self._refuse(
+                step,
+                None,
+                via,
+                f"typed target does not match {step.target!r}",
+                f"type the target's name exactly to confirm: {step.target}",
+            )
         token = self._tokens.mint(step.fingerprint(), via)
         return token
+
+    def cancelled(self, step: PreparedStep, *, via: str, why: str) -> None:
+        """The operator called `step` off before it ran (the modal's Cancel or Escape, the
+        prompt answered no, Ctrl+C): on the timeline and one audit line (phase cancelled).
+        An audit file that cannot be written here is not a reason to fail: nothing ran."""
+        self._note(step, f"cancelled: {why}")
+        verdict = self._verdicts.get(step.fingerprint())
+        with contextlib.suppress(OSError):
+            self.audit.cancelled({**self._record(step, verdict, via), "why": why})
+
+    def _refuse(
+        self,
+        step: PreparedStep,
+        verdict: Verdict | None,
+        via: str | None,
+        why: str,
+        message: str,
+    ) -> NoReturn:
+        """Note, audit (phase refused) and raise Refused(message): nothing of `step` ran."""
+        self.refused(step, via=via, why=why, verdict=verdict)
+        raise Refused(self.redactor.scrub(message))
+
+    def refused(
+        self,
+        step: PreparedStep,
+        *,
+        via: str | None,
+        why: str,
+        verdict: Verdict | None = None,
+    ) -> None:
+        """Record a refusal decided before the gate was asked (`opstui run` without a
+        terminal or --yes): on the timeline and one audit line (phase refused)."""
+        verdict = verdict or self._verdicts.get(step.fingerprint())
+        self._note(step, f"refused: {why}")
+        with contextlib.suppress(OSError):  # the refusal stands whether or not it is written
+            self.audit.refused({**self._record(step, verdict, via), "why": why})
 
     def _event(
         self,
@@ -364,7 +376,7 @@ class Runner:
                 at=self._clock.monotonic(),
                 wall=self._clock.wall(),
                 kind=kind,
-                message=one_line(self.audit.scrub(message), 400),
+                message=one_line(self.redactor.scrub(message), 400),
                 runbook_id=step.runbook_id if step is not None else runbook_id,
                 action_id=step.action_id if step is not None else action_id,
             )
@@ -373,7 +385,9 @@ class Runner:
     def _note(self, step: PreparedStep, message: str) -> None:
         self._event(EventKind.NOTE, f"{_name(step)}: {message}", step)
 
-    def _record(self, step: PreparedStep, verdict: Verdict, via: str | None) -> dict[str, Any]:
+    def _record(
+        self, step: PreparedStep, verdict: Verdict | None, via: str | None
+    ) -> dict[str, Any]:
         return {
             "environment": self.config.environment,
             "runbook": step.runbook_id,
@@ -384,9 +398,9 @@ class Runner:
             "target": step.target,
             "params": dict(step.params),
             "equivalent": step.equivalent,
-            "classification": verdict.classification.value,
-            "reason": verdict.reason,
-            "overruled": verdict.overruled,
+            "classification": verdict.classification.value if verdict is not None else None,
+            "reason": verdict.reason if verdict is not None else None,
+            "overruled": verdict.overruled if verdict is not None else None,
             "danger": step.danger,
             "via": via,
             "fingerprint": step.fingerprint(),
@@ -401,10 +415,10 @@ class Runner:
         progress: Progress | None = None,
     ) -> Outcome:
         """Run through the gate (see the module docstring). Raises Refused, never runs then."""
+        via = token.via if token is not None else None
         missing = self.unavailable(step)
         if missing is not None:
-            self._note(step, f"refused: {missing}")
-            raise Refused(f"{_name(step)}: {missing}")
+            self._refuse(step, None, via, missing, f"{_name(step)}: {missing}")
         verdict = await self.classify(step)
         if not verdict.mutating:
             outcome = await self._execute(step, read_only=True, output=output, progress=progress)
@@ -412,24 +426,34 @@ class Runner:
             self._event(EventKind.DIAGNOSE, f"{_name(step)}: {word}: {outcome.summary}", step)
             return outcome
         if self.read_only:
-            self._note(step, "refused: read-only mode")
-            raise Refused(f"read-only mode: {_name(step)} is mutating ({verdict.reason}); refused")
+            self._refuse(
+                step,
+                verdict,
+                via,
+                "read-only mode",
+                f"read-only mode: {_name(step)} is mutating ({verdict.reason}); refused",
+            )
         if token is None:
-            self._note(step, "refused: not confirmed")
-            raise Refused(f"{_name(step)} is mutating ({verdict.reason}): it needs a confirmation")
+            self._refuse(
+                step,
+                verdict,
+                via,
+                "not confirmed",
+                f"{_name(step)} is mutating ({verdict.reason}): it needs a confirmation",
+            )
         try:
             self._tokens.consume(token, step.fingerprint())
         except TokenRejected as exc:
-            self._note(step, f"refused: {exc}")
-            raise Refused(str(exc)) from None
+            self._refuse(step, verdict, via, str(exc), str(exc))
         record = self._record(step, verdict, token.via)
         try:
             intent_id = self.audit.intent(record)
         except OSError as exc:
             self._note(step, "refused: cannot write the audit log")
-            raise Refused(
+            reason = str(exc) if isinstance(exc, AuditUnavailable) else (
                 f"cannot write the audit log {self.audit.path}: {exc.strerror or exc}"
-            ) from None
+            )
+            raise Refused(reason) from None
         self._event(
             EventKind.ACTION,
             f"{step.verb or 'run'} {_name(step)} on {step.target} (via {token.via}): "
@@ -473,7 +497,7 @@ class Runner:
         sink = output or (lambda _line: None)
 
         def scrubbed(line: str) -> None:
-            sink(self.audit.scrub(line))
+            sink(self.redactor.scrub(line))
 
         started = self._clock.monotonic()
         try:
@@ -494,9 +518,9 @@ class Runner:
             outcome = replace(outcome, duration=self._clock.monotonic() - started)
         return replace(
             outcome,
-            summary=self.audit.scrub(outcome.summary),
-            output=self.audit.scrub(outcome.output),
-            error=self.audit.scrub(outcome.error) if outcome.error else outcome.error,
+            summary=self.redactor.scrub(outcome.summary),
+            output=self.redactor.scrub(outcome.output),
+            error=self.redactor.scrub(outcome.error) if outcome.error else outcome.error,
         )
 
     async def run_then(

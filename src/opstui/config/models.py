@@ -14,7 +14,7 @@ so the loader can point at the right line.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, PrivateAttr, model_validator
 
@@ -33,7 +33,16 @@ from opstui.config.base import (
     raise_all,
 )
 from opstui.config.kinds.aws import AwsConnection, EcsProbe
-from opstui.config.kinds.http import HealthProbe, HttpConnection, ScrapeProbe, StatusCode
+from opstui.config.kinds.http import (
+    HealthProbe,
+    HttpConnection,
+    OffOrigin,
+    ScrapeProbe,
+    StatusCode,
+    check_host_header,
+    join_on_origin,
+    method_override,
+)
 from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
 from opstui.config.kinds.prometheus import PrometheusConnection, PrometheusProbe, ViaPrometheus
 from opstui.config.kinds.redis import QueueProbe, RedisConnection, RedisInfoProbe
@@ -46,7 +55,8 @@ from opstui.config.runbooks import (
     Then,
     step_connection,
 )
-from opstui.config.types import PositiveDuration, Text
+from opstui.config.serve import ServeConfig
+from opstui.config.types import PositiveDuration, Secret, Text
 
 __all__ = [
     "IDENT",
@@ -170,8 +180,12 @@ class Config(Model):
         description="draw panels from `opstui export` series in this Prometheus instead of "
         "polling the backends (a URL, or a mapping with url, match, headers, timeout)",
     )
+    serve: ServeConfig | None = Field(
+        None, description="`opstui serve` authentication; without it serve is read-only"
+    )
 
     _deferred_secrets: tuple[str, ...] = PrivateAttr(default=())
+    _redactor: Any = PrivateAttr(default=None)  # opstui.redaction.redactor_for's cache
 
     @property
     def deferred_secrets(self) -> tuple[str, ...]:
@@ -229,6 +243,7 @@ class Config(Model):
         problems += _probe_references(self.probes, self.connections)
         problems += _view_references(self.views, {p.id for p in self.probes})
         problems += _runbook_references(self)
+        problems += _http_requests(self)
         raise_all(problems)
         return self
 
@@ -327,3 +342,92 @@ def _step_references(
     then = getattr(step, "then", None)
     if isinstance(then, Then) and then.watch not in probe_ids:
         yield ReferenceProblem((*at, "then", "watch"), f"unknown probe {then.watch!r}")
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "{#" in text
+
+
+def _known_base(connection: HttpConnection) -> str | None:
+    """The base URL as far as validate may use it: None when a secret in it is not set."""
+    base = connection.base_url
+    if isinstance(base, Secret):
+        return None if base.missing is not None else base.reveal()
+    return base
+
+
+def _http_requests(config: Config) -> Iterable[ReferenceProblem]:
+    """DESIGN.md section 6, points 1 and 5, for what is known at validate: a literal path
+    (steps and probes) stays on its connection's origin, and a probe's request names no
+    method but its own (a probe only reads)."""
+    for index, probe in enumerate(config.probes):
+        connection = config.connections.get(probe.connection)
+        if not isinstance(probe, HealthProbe | ScrapeProbe) or not isinstance(
+            connection, HttpConnection
+        ):
+            continue
+        yield from _path_on_origin(connection, probe.path, ("probes", index, "path"))
+        own = probe.headers if isinstance(probe, HealthProbe) else {}
+        yield from _host_on_origin(connection, own, ("probes", index, "headers"))
+        override = method_override(_header_pairs(own), probe.path)
+        if override is not None:
+            yield ReferenceProblem(
+                ("probes", index, "headers" if own else "path"),
+                f"{override}; a probe only reads",
+            )
+        override = method_override(_header_pairs(connection.headers), "")
+        if override is not None:
+            yield ReferenceProblem(
+                ("probes", index, "connection"),
+                f"connection {probe.connection!r}: {override}; a probe only reads",
+            )
+    for ri, runbook in enumerate(config.runbooks):
+        sections = (("diagnose", runbook.diagnose), ("actions", runbook.actions))
+        for section, steps in sections:
+            for index, step in enumerate(steps):
+                connection = config.connections.get(step_connection(step) or "")
+                path = getattr(step, "path", None)
+                if step.kind != "http" or not isinstance(connection, HttpConnection):
+                    continue
+                if isinstance(path, str) and not _is_template(path):
+                    at = ("runbooks", ri, section, index, "path")
+                    yield from _path_on_origin(connection, path, at)
+                own = {
+                    k: v
+                    for k, v in (getattr(step, "headers", None) or {}).items()
+                    if isinstance(v, Secret) or not _is_template(v)
+                }
+                at = ("runbooks", ri, section, index, "headers")
+                yield from _host_on_origin(connection, own, at)
+    for name, connection in config.connections.items():
+        if isinstance(connection, HttpConnection):
+            where = ("connections", name, "headers")
+            yield from _host_on_origin(connection, connection.headers, where)
+
+
+def _host_on_origin(
+    connection: HttpConnection, headers: Mapping[str, str | Secret], at: tuple[str | int, ...]
+) -> Iterable[ReferenceProblem]:
+    base = _known_base(connection)
+    if base is None:
+        return
+    try:
+        check_host_header(base, _header_pairs(headers))
+    except OffOrigin as exc:
+        yield ReferenceProblem(at, str(exc))
+
+
+def _header_pairs(headers: Mapping[str, str | Secret]) -> list[tuple[str, str | None]]:
+    return [(k, None if isinstance(v, Secret) else v) for k, v in headers.items()]
+
+
+def _path_on_origin(
+    connection: HttpConnection, path: str, at: tuple[str | int, ...]
+) -> Iterable[ReferenceProblem]:
+    base = _known_base(connection)
+    if base is None:
+        return
+    try:
+        join_on_origin(base, path)
+    except OffOrigin as exc:
+        yield ReferenceProblem(at, f"path {exc}")

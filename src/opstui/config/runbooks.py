@@ -18,7 +18,15 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from opstui.config.base import IDENT, Headers, Model, ReferenceProblem, raise_all
-from opstui.config.types import Duration, PositiveDuration, Text
+from opstui.config.types import (
+    Duration,
+    PositiveDuration,
+    Secret,
+    StepJson,
+    StepText,
+    StepValue,
+    Text,
+)
 
 Danger = Literal["low", "medium", "high"]
 Severity = Literal["info", "warning", "critical"]
@@ -78,24 +86,42 @@ class HttpStep(StepCommon):
     method: Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"] = "GET"
     path: Text = Field(description="template; joined to the connection's base_url")
     headers: Headers = Field(default_factory=dict)
-    json_body: Any = Field(None, alias="json", description="JSON body; strings are templates")
+    json_body: StepJson = Field(
+        None, alias="json", description="JSON body; strings are templates or hold a ${SECRET}"
+    )
     expect_status: list[int] | None = Field(None, description="default: any 2xx")
 
 
 class RedisStep(StepCommon):
     kind: Literal["redis"]
     connection: str
-    command: list[str] = Field(min_length=1, description="argv, each item a template")
+    command: list[StepText] = Field(
+        min_length=1,
+        description="argv, each item a template or holding a ${SECRET} (sent as is, shown ***); "
+        "the command name (first item) must be literal",
+    )
     readonly: bool | None = Field(
         None, description="a claim only: the server's COMMAND INFO flags decide"
     )
+
+    @model_validator(mode="after")
+    def _literal_name(self) -> RedisStep:
+        if isinstance(self.command[0], Secret):
+            raise ValueError(
+                "the command name (first item of `command`) must be literal text, not a "
+                "${ENV} secret: its classification must stay visible"
+            )
+        return self
 
 
 class SqlStep(StepCommon):
     kind: Literal["sql"]
     connection: str
     sql: str = Field(description="exactly one SQL statement; $1, $2 ... bound from `args`")
-    args: list[Any] = Field(default_factory=list, description="bind values; strings are templates")
+    args: list[StepValue] = Field(
+        default_factory=list,
+        description="bind values; strings are templates or hold a ${SECRET} (sent, shown ***)",
+    )
     mutating: bool = Field(
         False,
         description="a claim only: the statement and the server's catalog decide; true keeps "
@@ -141,13 +167,17 @@ class EcsStep(StepCommon):
 
 class ShellStep(StepCommon):
     kind: Literal["shell"]
-    argv: list[Text] = Field(
-        min_length=1, description="program and arguments; ${ENV} substituted, each a template"
+    argv: list[StepText] = Field(
+        min_length=1,
+        description="program and arguments, each a template; a ${SECRET} (no default) reaches "
+        "the process and is shown and audited as ***; ${VAR:-default} is plain text",
     )
     shell: bool = Field(False, description="run through /bin/sh -c (argv must be one string)")
     readonly: bool = Field(False, description="declared read-only (shown as such)")
     cwd: Text | None = None
-    env: dict[str, Text] = Field(default_factory=dict)
+    env: dict[str, StepText] = Field(
+        default_factory=dict, description="extra environment; ${SECRET} values shown as ***"
+    )
 
     @model_validator(mode="after")
     def _shell_argv(self) -> ShellStep:

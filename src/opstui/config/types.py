@@ -181,15 +181,21 @@ class Secret:
     with a password, the URL with `***` in the password's place.
     """
 
-    __slots__ = ("_missing", "_shown", "_source", "_value")
+    __slots__ = ("_missing", "_parts", "_shown", "_source", "_value")
 
     def __init__(
-        self, value: str, source: str, shown: str = "***", missing: str | None = None
+        self,
+        value: str,
+        source: str,
+        shown: str = "***",
+        missing: str | None = None,
+        parts: tuple[str, ...] = (),
     ) -> None:
         self._value = value
         self._source = source
         self._shown = shown
         self._missing = missing
+        self._parts = parts
 
     def reveal(self) -> str:
         if self._missing is not None:
@@ -200,6 +206,12 @@ class Secret:
     def missing(self) -> str | None:
         """Why this secret has no value here (a deferred `${ENV}` that is not set), else None."""
         return self._missing
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """The `${ENV}` values substituted into it (`Bearer ${TOKEN}` -> the token alone): a
+        backend may echo one without the rest, so the redactor hides each on its own."""
+        return self._parts
 
     @property
     def source(self) -> str:
@@ -248,17 +260,25 @@ _MAX_SECRET_FILE = 64 * 1024
 
 def _interpolate(text: str) -> str:
     """Replace `${VAR}` (or `${VAR:-default}`) with the environment's value."""
+    return _interpolate_parts(text)[0]
+
+
+def _interpolate_parts(text: str) -> tuple[str, tuple[str, ...]]:
+    """`text` interpolated, and the values put into it (for the redactor)."""
+    parts: list[str] = []
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
         value = os.environ.get(name)
         if value is None:
             if default is not None:
+                parts.append(default)
                 return default
             raise ValueError(f"environment variable {name} is not set")
+        parts.append(value)
         return value
 
-    return _ENV_REF.sub(substitute, text)
+    return _ENV_REF.sub(substitute, text), tuple(parts)
 
 
 def _safe_source(text: str) -> str:
@@ -343,7 +363,8 @@ def to_secret(value: Any, info: ValidationInfo | None = None) -> Any:
             missing = _missing_names(value) if deferring else []
             if missing:
                 return _defer(_not_set(missing), _safe_source(value))
-            return Secret(_interpolate(value), _safe_source(value))
+            text, parts = _interpolate_parts(value)
+            return Secret(text, _safe_source(value), parts=parts)
     return value
 
 
@@ -383,9 +404,9 @@ def to_secret_url(value: Any) -> Any:
     if missing:
         shape = _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), value)
         return _defer(_not_set(missing), _safe_source(value), shape)
-    url = _interpolate(value)
+    url, parts = _interpolate_parts(value)
     if "://" in url and _password_of(url):
-        return Secret(url, _safe_source(value), _mask_password(url))
+        return Secret(url, _safe_source(value), _mask_password(url), parts=parts)
     return url
 
 
@@ -483,3 +504,111 @@ RedisUrl = _url_type(
 PostgresDsn = _url_type(
     ("postgres", "postgresql"), "postgresql://user[:${PASSWORD}]@host:port/database"
 )
+
+
+_TEMPLATE_MARKERS = ("{{", "{%", "{#")
+
+
+def to_step_secret(value: Any) -> Any:
+    """Validator for text a step sends (shell argv/env, redis command items, SQL args).
+
+    A `${VAR}` without a default is a credential: the text becomes a Secret, sent revealed
+    and shown with `***` in that variable's place (`--password=***`). A `${VAR:-default}` is
+    configuration (its default is a literal in the file, and literals cannot be credentials):
+    substituted and shown. `file:` is not special here (an argument may start with it).
+    A secret is never a template: the two in one item is an error, so a template cannot
+    print a secret and a secret's text cannot be evaluated as a template.
+    """
+    if isinstance(value, Secret) or not isinstance(value, str):
+        return value
+    secret_refs = [m for m in _ENV_REF.finditer(value) if m.group(2) is None]
+    if not secret_refs:
+        return _interpolate(value)
+    if any(marker in value for marker in _TEMPLATE_MARKERS):
+        raise ValueError(
+            "a ${VAR} secret and a {{ template }} cannot share one item: put the secret in an "
+            "item (or env variable) of its own"
+        )
+    source = _safe_source(value)
+    shown_text = _ENV_REF.sub(
+        lambda m: "***" if m.group(2) is None else os.environ.get(m.group(1), m.group(2)), value
+    )
+    if _DEFERRED.get() is not None:
+        missing = _missing_names(value)
+        if missing:
+            found = _DEFERRED.get()
+            assert found is not None
+            reason = _not_set(missing)
+            if reason not in found:
+                found.append(reason)
+            return Secret("", source, shown_text, missing=reason)
+    text, _ = _interpolate_parts(value)
+    parts = tuple(
+        os.environ[m.group(1)] for m in secret_refs if os.environ.get(m.group(1)) is not None
+    )
+    return Secret(text, source, shown_text, parts=parts)
+
+
+def _step_text(value: Any) -> str | Secret:
+    if not isinstance(value, str | Secret):
+        raise ValueError(f"expected text, got {_kind_of(value)}")
+    result: str | Secret = to_step_secret(value)
+    return result
+
+
+StepText = Annotated[
+    str | Secret,
+    PlainValidator(_step_text),
+    PlainSerializer(redact, return_type=str),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "text; a ${ENV_VAR} without a default is a secret: sent as is, "
+            "shown and audited as ***",
+        }
+    ),
+]
+
+
+def _step_value(value: Any) -> Any:
+    """A SQL bind value: text as StepText, anything else (numbers, null, lists) as is."""
+    return to_step_secret(value) if isinstance(value, str) else value
+
+
+StepValue = Annotated[
+    Any,
+    BeforeValidator(_step_value),
+    PlainSerializer(lambda v: redact(v) if isinstance(v, Secret) else v),
+]
+
+
+def _step_json(value: Any) -> Any:
+    """A JSON body: every string in it (not the keys) as StepText would take it."""
+    if isinstance(value, str):
+        return to_step_secret(value)
+    if isinstance(value, dict):
+        return {k: _step_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_step_json(v) for v in value]
+    return value
+
+
+def _shown_json(value: Any) -> Any:
+    if isinstance(value, Secret):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _shown_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown_json(v) for v in value]
+    return value
+
+
+StepJson = Annotated[Any, BeforeValidator(_step_json), PlainSerializer(_shown_json)]
+"""An HTTP step's JSON body: a string holding a ${SECRET} is sent revealed, shown ***."""
+
+
+def reveal_json(value: Any) -> Any:
+    """`json.dumps(..., default=reveal_json)` where a body is sent: a Secret's real text."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")

@@ -1,7 +1,8 @@
 """One-shot polling for `opstui check`: every probe once, concurrently, same rules as the TUI.
 
 Each probe is polled under its own timeout through the same poll_once and ProbeTracker the
-Engine uses, so a panel and `opstui check` can never disagree about a state. Shared clients are
+Engine uses, so a panel and `opstui check` can never disagree about a state; outcomes go
+through the same scrub_outcome, so `check` text and JSON carry no secret either. Shared clients are
 closed before returning. Rendering and exit codes belong to the CLI.
 """
 
@@ -12,9 +13,10 @@ from collections.abc import Coroutine, Mapping
 
 from opstui.config.models import Config
 from opstui.engine.clock import Clock, SystemClock
-from opstui.engine.scheduler import poll_once, short_reason
+from opstui.engine.scheduler import poll_once, scrub_outcome, short_reason
 from opstui.engine.snapshot import ProbeSnapshot
 from opstui.engine.tracker import ProbeTracker
+from opstui.redaction import redactor_for
 from opstui.sources.base import ProbeError, Reading, Source
 from opstui.sources.registry import ClientPool, build_source
 
@@ -55,8 +57,9 @@ async def check_once(
         now = clock.monotonic()
         wall = clock.wall()
         snapshots = []
+        redactor = redactor_for(config)
         for tracker, outcome in zip(trackers, outcomes, strict=True):
-            tracker.observe(outcome, now, wall)
+            tracker.observe(scrub_outcome(outcome, redactor), now, wall)
             snapshots.append(tracker.evaluate(now))
         return snapshots
     finally:

@@ -247,6 +247,7 @@ class MirrorEngine(Engine):
         self.apply(frame)
 
     def _frame_failed(self, reason: str) -> None:
+        reason = self.redactor.scrub(reason)
         text = f"Prometheus: {reason}"
         if self.fetch_error != text:
             self._event(EventKind.ERROR, f"cannot read {self._shown_url()}: {reason}")

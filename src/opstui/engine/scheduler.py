@@ -13,6 +13,11 @@ Rules every loop keeps (DESIGN.md sections 3 and 5):
   polls now, even while paused (an explicit request), and a refresh that arrives while a poll
   is in flight is absorbed by that poll instead of starting a second one.
 
+Every outcome goes through the config's Redactor (scrub_outcome) before the tracker sees it,
+and every timeline event before it is added: an error that echoes a password (PostgreSQL
+quoting the DSN, a 500 body quoting the Authorization header) reaches no panel, detail screen,
+timeline, exporter label or `check` line.
+
 Listeners get a new snapshot only when something visible changed (state, reading, error,
 pending countdown second, paused...) or a poll finished, which keeps a 200-probe wall cheap.
 """
@@ -24,6 +29,7 @@ import contextlib
 import math
 import random
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from opstui.config.models import Config
@@ -32,7 +38,8 @@ from opstui.engine.clock import Clock, SystemClock, clock_timeout
 from opstui.engine.events import Event, EventKind, Timeline
 from opstui.engine.snapshot import ProbeSnapshot
 from opstui.engine.tracker import ProbeTracker
-from opstui.sources.base import ProbeError, Reading, Source
+from opstui.redaction import Redactor, redactor_for
+from opstui.sources.base import Component, ProbeError, Reading, Source, Table
 from opstui.sources.registry import ClientPool, build_source
 from opstui.states import State, rollup
 
@@ -100,6 +107,66 @@ async def cancel_and_wait(
     return sorted(task.get_name() for task in pending)
 
 
+def scrub_outcome(outcome: Reading | ProbeError, redactor: Redactor) -> Reading | ProbeError:
+    """`outcome` with every text in it redacted (reasons, hints, details, raw bodies, notes,
+    facts, text fields, components, table cells); the same object when there is no secret."""
+    if not redactor:
+        return outcome
+    scrub = redactor.scrub
+    if isinstance(outcome, ProbeError):
+        if not redactor.contains("\0".join((outcome.reason, outcome.hint or "",
+                                             outcome.detail or ""))):
+            return outcome
+        clean = ProbeError(
+            scrub(outcome.reason),
+            hint=redactor.scrub_optional(outcome.hint),
+            detail=redactor.scrub_optional(outcome.detail),
+        )
+        return clean
+    if not redactor.contains(_texts(outcome)):
+        return outcome  # the common case: one search over the whole reading, no copy
+    table = outcome.table
+    if table is not None:
+        table = Table(
+            columns=tuple(scrub(c) for c in table.columns),
+            rows=tuple(tuple(scrub(c) for c in row) for row in table.rows),
+            title=redactor.scrub_optional(table.title),
+            total_rows=table.total_rows,
+        )
+    return replace(
+        outcome,
+        fields={k: scrub(v) if isinstance(v, str) else v for k, v in outcome.fields.items()},
+        components=tuple(
+            Component(
+                scrub(c.name), c.severity, scrub(c.status), redactor.scrub_optional(c.observed)
+            )
+            for c in outcome.components
+        ),
+        no_data=redactor.scrub_optional(outcome.no_data),
+        notes=tuple(scrub(n) for n in outcome.notes),
+        raw=redactor.scrub_optional(outcome.raw),
+        facts=tuple((scrub(k), scrub(v)) for k, v in outcome.facts),
+        table=table,
+    )
+
+
+def _texts(reading: Reading) -> str:
+    """Every text of a reading, joined by NULs (a secret's form holds none, so a match in the
+    joined text is a match in one of the parts, and no part's match is lost)."""
+    parts: list[str] = [v for v in reading.fields.values() if isinstance(v, str)]
+    for c in reading.components:
+        parts += (c.name, c.status, c.observed or "")
+    parts += (reading.no_data or "", reading.raw or "", *reading.notes)
+    for key, value in reading.facts:
+        parts += (key, value)
+    table = reading.table
+    if table is not None:
+        parts += (*table.columns, table.title or "")
+        for row in table.rows:
+            parts += row
+    return "\0".join(parts)
+
+
 def backoff_delay(interval: float, errors: int, rng: random.Random) -> float:
     """Seconds before retrying after `errors` consecutive errors (>= 1)."""
     cap = max(interval, BACKOFF_CAP)
@@ -145,6 +212,7 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self.config = config
+        self.redactor = redactor_for(config)
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.timeline = Timeline()
         self._given_sources = dict(sources) if sources is not None else None
@@ -322,6 +390,7 @@ class Engine:
     ) -> ProbeSnapshot:
         tracker = self._trackers[probe_id]
         now = self.clock.monotonic()
+        outcome = scrub_outcome(outcome, self.redactor)
         tracker.observe(outcome, now, self.clock.wall(), latency=latency)
         snapshot = tracker.evaluate(now)
         self._publish(probe_id, snapshot, force=True)
@@ -365,6 +434,8 @@ class Engine:
     def _add(self, event: Event) -> None:
         # A timeline listener's bug must not stop polling.
         with contextlib.suppress(Exception):
+            if self.redactor:
+                event = replace(event, message=self.redactor.scrub(event.message))
             self.timeline.add(event)
 
     def _control(self, message: str, probe_id: str | None = None) -> None:

@@ -4,6 +4,8 @@ Gauges are read from `engine.snapshots()` at scrape time, so polling costs nothi
 a scrape never sees a half-updated probe. Only the error counter needs history: it counts
 ERROR outcomes as they are published, with a bounded set of reasons per probe so a source
 that puts variable text in its reasons cannot grow the series (or the memory) for weeks.
+Reasons reach a label only through the config's Redactor (the engine already scrubbed them;
+this is the exporter's own guard, since a label is scraped by whoever can reach /metrics).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from opstui.engine.scheduler import Engine
 from opstui.engine.snapshot import ProbeSnapshot
+from opstui.redaction import NOTHING, Redactor
 from opstui.states import State
 
 MAX_REASONS = 20
@@ -29,8 +32,9 @@ class ErrorCounter:
     probe; the engine publishes every finished poll, so each error is seen once.
     """
 
-    def __init__(self, max_reasons: int = MAX_REASONS) -> None:
+    def __init__(self, max_reasons: int = MAX_REASONS, redactor: Redactor | None = None) -> None:
         self.max_reasons = max_reasons
+        self.redactor = redactor if redactor is not None else NOTHING
         self._seen: dict[str, int] = {}
         self._counts: dict[str, dict[str, int]] = {}
 
@@ -45,7 +49,7 @@ class ErrorCounter:
         else:
             new = current - previous
         reasons = self._counts.setdefault(snapshot.probe_id, {})
-        reason = snapshot.error or "unknown"
+        reason = self.redactor.scrub(snapshot.error or "unknown")
         if reason not in reasons and len(reasons) >= self.max_reasons:
             reason = OTHER_REASON
         reasons[reason] = reasons.get(reason, 0) + new
@@ -69,7 +73,7 @@ class SnapshotCollector(Collector):
 
     def __init__(self, engine: Engine, errors: ErrorCounter | None = None) -> None:
         self.engine = engine
-        self.errors = errors if errors is not None else ErrorCounter()
+        self.errors = errors if errors is not None else ErrorCounter(redactor=engine.redactor)
         self._unsubscribe: Callable[[], None] = engine.subscribe(self.errors.observe)
 
     def close(self) -> None:

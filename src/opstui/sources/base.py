@@ -108,3 +108,9 @@ class Source(ABC):
     def describe(self) -> Mapping[str, Any]:
         """Static facts shown in the detail screen (target URL, query...). Secrets redacted."""
         return {}
+
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        """The field names a reading of `probe` can have, for `validate` to check templates and
+        `until` conditions against; None when they depend on the query (sql, prometheus)."""
+        return None

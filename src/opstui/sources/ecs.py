@@ -36,6 +36,15 @@ class EcsSource(Source):
 
     kind: ClassVar[str] = "ecs"
 
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        return frozenset(
+            {
+                *("running", "desired", "pending", "running_ratio", "rollout", "deployments"),
+                *("status", "failed_tasks", "stopped_tasks", "task_definition"),
+            }
+        )
+
     def __init__(self, probe: EcsProbe, connection: AwsConnection, client: AwsClient) -> None:
         self.probe = probe
         self.connection = connection

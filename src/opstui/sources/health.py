@@ -29,6 +29,11 @@ class HealthSource(Source):
 
     kind: ClassVar[str] = "health"
 
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        names = ("http_status", "latency_ms", "status", "components", "components_failing")
+        return frozenset(names)
+
     def __init__(self, probe: HealthProbe, connection: HttpConnection, client: HttpClient) -> None:
         self.probe = probe
         self.connection = connection

@@ -26,6 +26,13 @@ from typing import Literal, get_args
 import httpx
 
 from opstui import __version__
+from opstui.config.kinds.http import (
+    OffOrigin,
+    check_host_header,
+    join_on_origin,
+    origin_text,
+    same_origin,
+)
 from opstui.config.models import HttpConnection, is_sensitive_header
 from opstui.config.types import Secret, format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
@@ -37,6 +44,7 @@ TRANSPORT_ENV = "OPSTUI_HTTP_TRANSPORT"
 DEFAULT_TRANSPORT: Transport = "aiohttp"
 MAX_BODY = 1024 * 1024  # bytes read from a response; the rest is dropped
 USER_AGENT = f"opstui/{__version__}"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 KEEPALIVE_EXPIRY = 5.0  # seconds; as httpx, under the 5 s idle timeout of Node servers
 
 HeaderValue = str | Secret
@@ -62,8 +70,8 @@ def tls_context(connection: HttpConnection) -> ssl.SSLContext:
     so both internal CAs installed on a bastion and public CAs work.
     """
     if not reveal(connection.base_url).lower().startswith("https:"):
-        # Plain http (redirects are never followed): no trust store to load, which saves tens
-        # of milliseconds per connection at start-up.
+        # Plain http (a redirect to https is another origin, never followed): no trust store
+        # to load, which saves tens of milliseconds per connection at start-up.
         return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if not connection.verify_tls:
         context = ssl.create_default_context()
@@ -151,14 +159,22 @@ class HttpClient(Client):
         building and parsing it was a tenth of each poll's cost."""
         url = self._urls.get(path)
         if url is None:
+            try:
+                joined = join_url(self._base_url, path)
+            except OffOrigin as exc:  # the second wall: prepare and validate refuse first
+                raise ProbeError(f"path {exc}") from None
             if len(self._urls) >= URL_CACHE_SIZE:  # templated action paths: stay bounded
                 self._urls.clear()
-            url = self._urls[path] = httpx.URL(join_url(self._base_url, path))
+            url = self._urls[path] = httpx.URL(joined)
         return url
 
     def shown_url(self, path: str) -> str:
-        """url_for as it may be shown: a password in the base URL as ***."""
-        return join_url(self._shown_base, path)
+        """url_for as it may be shown: a password in the base URL as ***. A path off the
+        origin (never requested: _url refuses it) is shown as written, to say what it was."""
+        try:
+            return join_url(self._shown_base, path)
+        except OffOrigin:
+            return path
 
     def shown_headers(self, extra: Mapping[str, HeaderValue] | None = None) -> dict[str, str]:
         """Connection headers with `extra` merged over them, secrets (and likely ones) as ***."""
@@ -196,13 +212,23 @@ class HttpClient(Client):
         time_limit: float | None = None,
         content: bytes | None = None,
         max_body: int = MAX_BODY,
+        redirects: int = 0,
     ) -> HttpResponse:
         """One request with a hard deadline over connect + headers + body; ProbeError on failure.
 
-        `time_limit` defaults to the connection's timeout.
+        `time_limit` defaults to the connection's timeout. Redirects are never followed by
+        httpx or aiohttp (either would carry the connection's headers along); with
+        `redirects` > 0 up to that many same-origin ones are followed here, see _next_hop.
         """
         seconds = self.connection.timeout if time_limit is None else time_limit
         sent = {name: reveal(value) for name, value in (headers or {}).items()}
+        every = (*self.connection.headers.items(), *sent.items())
+        hosts = [(name, reveal(value)) for name, value in every if name.lower() == "host"]
+        if hosts:  # the second wall, as for paths: validate and prepare refuse first
+            try:
+                check_host_header(str(self._base_url), hosts)
+            except OffOrigin as exc:
+                raise ProbeError(f"headers: {exc}") from None
         try:
             url = self._url(path)
             client = self._ensure_client()
@@ -212,6 +238,17 @@ class HttpClient(Client):
             started = time.perf_counter()
             async with asyncio.timeout(seconds):
                 response = await client.send(request, stream=True)
+                for _hop in range(redirects):
+                    try:
+                        following = self._next_hop(request, response)
+                    except ProbeError:
+                        await response.aclose()
+                        raise
+                    if following is None:
+                        break
+                    await response.aclose()
+                    request = following
+                    response = await client.send(request, stream=True)
                 try:
                     body, truncated = await _read_capped(response, max_body)
                 finally:
@@ -229,6 +266,39 @@ class HttpClient(Client):
             body=body,
             truncated=truncated,
             latency_ms=latency_ms,
+        )
+
+    def _next_hop(self, request: httpx.Request, response: httpx.Response) -> httpx.Request | None:
+        """The request a redirect asks for, or None to stop at `response` (not a redirect, or
+        one that would repeat a mutation elsewhere than the confirmed URL). A redirect to
+        another origin raises ProbeError: the connection's headers, basic auth and cookies go
+        only to its own origin, so it is never followed."""
+        location = response.headers.get("location")
+        if not response.is_redirect or location is None:
+            return None
+        try:
+            target = request.url.join(location)
+        except Exception as exc:
+            raise ProbeError(
+                "redirect to an unreadable location not followed", detail=str(exc)
+            ) from None
+        if not same_origin(str(self._base_url), str(target)):
+            raise ProbeError(f"redirect to another origin not followed: {origin_text(str(target))}")
+        method = request.method
+        code = response.status_code
+        if (code == 303 and method != "HEAD") or (code in (301, 302) and method == "POST"):
+            method = "GET"  # as browsers and httpx do
+        if method not in SAFE_METHODS:
+            return None  # a 307/308 would send the mutation to a URL nobody confirmed
+        headers = httpx.Headers(request.headers)
+        content: bytes | None = None
+        if method == request.method:
+            content = request.content
+        else:
+            for name in ("content-type", "content-length", "transfer-encoding"):
+                headers.pop(name, None)
+        return httpx.Request(
+            method, target, headers=headers, content=content, extensions=request.extensions
         )
 
     async def aclose(self) -> None:
@@ -372,15 +442,10 @@ def _library_reason(exc: BaseException, timeout: float) -> str | None:
 
 
 def join_url(base: httpx.URL, path: str) -> str:
-    """`path` under the base URL's prefix (`/api` + `/health` = `/api/health`); an absolute
-    URL in `path` is kept as is."""
-    target = httpx.URL(path)
-    if target.is_absolute_url:
-        return str(target)
-    prefix = base.raw_path.split(b"?", 1)[0]
-    if not prefix.endswith(b"/"):
-        prefix += b"/"
-    return str(base.copy_with(raw_path=prefix + target.raw_path.lstrip(b"/")))
+    """`path` under the base URL's prefix (`/api` + `/health` = `/api/health`); OffOrigin
+    (a ValueError, one line) when the result would leave the base URL's scheme, host and port
+    (an absolute URL, `//host`, userinfo, ...): see config.kinds.http.join_on_origin."""
+    return join_on_origin(str(base), path)
 
 
 def _merge_headers(

@@ -25,6 +25,7 @@ import asyncpg
 
 from opstui.config.kinds.postgres import PostgresConnection
 from opstui.config.types import format_duration, redact, reveal
+from opstui.redaction import Redactor
 from opstui.sources.base import Client, ProbeError
 from opstui.sources.errors import exception_chain
 from opstui.sources.registry import ClientPool
@@ -263,10 +264,10 @@ def _server_reason(
 
 
 def _clean(text: str, connection: PostgresConnection) -> str:
-    """One line, capped, and never carrying the password."""
+    """One line, capped, and never carrying the password in any form (the DSN keeps its shape,
+    `user:***@host`; the password itself, URL-encoded or decoded, becomes ***)."""
     flat = " ".join(text.split())
-    if not isinstance(connection.dsn, str):
+    if not isinstance(connection.dsn, str) and connection.dsn.missing is None:
         flat = flat.replace(reveal(connection.dsn), redact(connection.dsn))
-    if connection.password is not None and reveal(connection.password):
-        flat = flat.replace(reveal(connection.password), "***")
+    flat = Redactor.of(connection).scrub(flat)
     return flat if len(flat) <= _DETAIL_LIMIT else flat[: _DETAIL_LIMIT - 1] + "…"

@@ -47,6 +47,17 @@ class QueueSource(Source):
 
     kind: ClassVar[str] = "queue"
 
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        if not isinstance(probe, QueueProbe):
+            return None
+        names = set(QUEUE_FIELDS[probe.flavor])
+        if probe.flavor in ("bullmq", "bull"):
+            names.add("is_paused")
+        if probe.queue == "*":
+            names |= {"queues", "paused_queues"}
+        return frozenset(names)
+
     def __init__(
         self,
         probe: QueueProbe,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from opstui.config.kinds.redis import RedisConnection, RedisInfoProbe
+from opstui.config.kinds.redis import REDIS_INFO_FIELDS, RedisConnection, RedisInfoProbe
 from opstui.config.types import format_duration
 from opstui.sources.base import FieldValue, Reading, Source
 from opstui.sources.redis_client import Command, RedisClient, get_redis_client, redis_error
@@ -54,6 +54,10 @@ class RedisInfoSource(Source):
     """One redis_info probe over its connection's shared RedisClient."""
 
     kind: ClassVar[str] = "redis_info"
+
+    @classmethod
+    def fields(cls, probe: ProbeConfig) -> frozenset[str] | None:
+        return frozenset({*REDIS_INFO_FIELDS, "redis_version", "role"})
 
     def __init__(
         self,

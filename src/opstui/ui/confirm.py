@@ -362,6 +362,7 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         if self._answered:
             return
         self._answered = True
+        self.runner.cancelled(self.step, via="modal", why="the operator cancelled the modal")
         self.dismiss(None)
 
     @on(Button.Pressed, "#confirm-yes")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from opstui.config.models import Config
 from opstui.engine.events import Event, EventKind
+from opstui.redaction import redactor_for
 
 RUNBOOK_KINDS = (EventKind.DIAGNOSE, EventKind.ACTION, EventKind.RESULT, EventKind.CHECKLIST)
 KIND_WORDS = {
@@ -129,7 +130,8 @@ def incident_markdown(config: Config, events: Sequence[Event], now_wall: float) 
             )
     else:
         lines.append("Nothing happened while opstui watched.")
-    return "\n".join(lines) + "\n"
+    # events were scrubbed when recorded; the file leaves the machine, so scrub it once more
+    return redactor_for(config).scrub("\n".join(lines) + "\n")
 
 
 def export_file_name(now_wall: float) -> str:

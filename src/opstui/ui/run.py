@@ -24,6 +24,7 @@ from platformdirs import user_log_path
 from opstui.config.kinds.prometheus import ViaPrometheus
 from opstui.config.models import Config
 from opstui.engine.scheduler import Engine
+from opstui.redaction import RedactingFormatter, Redactor, redactor_for
 from opstui.ui.themes import load_themes, resolve_theme_name
 from opstui.ui.wall import WallOptions
 
@@ -81,13 +82,15 @@ def log_file() -> Path:
     return folder / "opstui.log"
 
 
-def _attach_log_file() -> tuple[Path, logging.Handler | None]:
+def _attach_log_file(redactor: Redactor) -> tuple[Path, logging.Handler | None]:
     path = log_file()
     try:
         handler: logging.Handler = logging.FileHandler(path, encoding="utf-8")
     except OSError:
         return path, None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        RedactingFormatter(redactor, "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     return path, handler
@@ -111,7 +114,8 @@ def run_tui(
     except ValueError as exc:
         print(f"opstui: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    path, handler = _attach_log_file()
+    redactor = redactor_for(config)
+    path, handler = _attach_log_file(redactor)
     try:
         from opstui.ui.app import OpstuiApp, build_runner
 
@@ -124,6 +128,14 @@ def run_tui(
             engine = MirrorEngine(config, via)
         read_only = read_only or config.read_only or wall is not None
         runner = build_runner(engine, read_only=read_only)
+        if not read_only:
+            from opstui.actions.audit import AuditUnavailable
+
+            try:  # before anything can run: one line, exit 2, not a failure after a confirm
+                runner.audit.check_writable()
+            except AuditUnavailable as exc:
+                print(f"opstui: {exc}", file=sys.stderr)
+                return EXIT_USAGE
         app = OpstuiApp(
             engine, theme=theme, read_only=read_only, runner=runner, wall=wall, auto_bastion=True
         )
@@ -133,14 +145,17 @@ def run_tui(
         return EXIT_INTERRUPTED
     except Exception as exc:
         log.exception("the TUI failed to run")
-        print(f"opstui: {type(exc).__name__}: {exc} (details in {path})", file=sys.stderr)
+        print(
+            f"opstui: {type(exc).__name__}: {redactor.scrub(str(exc))} (details in {path})",
+            file=sys.stderr,
+        )
         return EXIT_FAILED
     finally:
         if handler is not None:
             log.removeHandler(handler)
             handler.close()
     if app.failure is not None:
-        print(f"opstui: {app.failure} (details in {path})", file=sys.stderr)
+        print(f"opstui: {redactor.scrub(str(app.failure))} (details in {path})", file=sys.stderr)
         return EXIT_FAILED
     code = app.return_code
     if code in {128 + sig for sig in EXIT_SIGNALS}:

@@ -379,9 +379,11 @@ async def test_walk_runbook(walk: Walk, runbook_id: str) -> None:
         if a.kind != "manual" and (runbook_id, a.id) not in READ_ONLY_ACTIONS
     ]
     records = runner.audit.records()
-    phases = [(r["phase"], r.get("action")) for r in records if r["phase"] != "checklist"]
+    phases = [(r["phase"], r.get("action")) for r in records if r["phase"] in ("intent", "result")]
     expected = [(phase, a.id) for a in mutating for phase in ("intent", "result")]
     assert phases == expected
+    refused = {r.get("action") for r in records if r["phase"] == "refused"}
+    assert refused == {a.id for a in mutating}  # the unconfirmed attempt of each, audited
     ticked = [r["target"] for r in records if r["phase"] == "checklist"]
     assert ticked == [a.title for a in runbook.actions if a.kind == "manual"]
 

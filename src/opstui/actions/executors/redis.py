@@ -45,11 +45,11 @@ ALWAYS_MUTATING: frozenset[str] = frozenset(
         "publish",
         "spublish",
         "config",
-        "client|kill",
-        "client|pause",
-        "client|unpause",
-        "client|no-evict",
-        "client|no-touch",
+        "client",
+        "memory",
+        "slowlog",
+        "latency",
+        "object",
         "flushdb",
         "flushall",
         "shutdown",
@@ -67,10 +67,16 @@ ALWAYS_MUTATING: frozenset[str] = frozenset(
         "save",
         "bgsave",
         "bgrewriteaof",
+        "multi",
+        "exec",
+        "select",
     }
 )
-"""Mutating whatever COMMAND INFO says: a container name covers all its subcommands. CONFIG GET
-is here on purpose: Redis flags it admin/@dangerous and it can reveal requirepass."""
+"""Mutating whatever COMMAND INFO says: a container name covers all its subcommands (CONFIG
+SET/REWRITE/RESETSTAT, CLIENT KILL/PAUSE/NO-EVICT, SLOWLOG RESET, LATENCY RESET, MEMORY PURGE,
+OBJECT FREQ...) except the reviewed reads below. Names are the server's own: a command renamed
+in redis.conf still reports its original name in COMMAND INFO, so `rename-command DEBUG INFO`
+is judged as DEBUG."""
 
 READS_SERVER_STATE: frozenset[str] = frozenset(
     {
@@ -83,6 +89,7 @@ READS_SERVER_STATE: frozenset[str] = frozenset(
         "command|info",
         "command|getkeys",
         "command|list",
+        "config|get",
         "slowlog|get",
         "slowlog|len",
         "client|list",
@@ -92,18 +99,27 @@ READS_SERVER_STATE: frozenset[str] = frozenset(
         "latency|latest",
         "latency|history",
         "memory|stats",
+        "memory|usage",
+        "object|encoding",
+        "object|freq",
+        "object|help",
+        "object|idletime",
+        "object|refcount",
     }
 )
-"""Introspection that Redis 7 flags admin or @dangerous (it reveals server state) or leaves
-without `readonly` (it touches no key), yet changes nothing: read-only, as long as the server
-also lists neither `write` nor `@write` for it (so a rename-command trick cannot slip past)."""
+"""The short reviewed list (DESIGN.md section 6 point 1): introspection that Redis 7 flags
+admin or @dangerous (it reveals server state) or leaves without `readonly`, yet changes
+nothing. Read-only, but only while the server also lists neither `write` nor `@write` for it.
+CONFIG GET reveals requirepass/masterauth: its output is masked (mask_secrets)."""
 
 MUTATING_FLAGS = ("write", "admin")
 MUTATING_CATEGORIES = ("@write", "@admin", "@dangerous")
 SENSITIVE_CONFIG = frozenset(
     {"requirepass", "masterauth", "primaryauth", "tls-key-file-pass", "tls-client-key-file-pass"}
 )
-"""CONFIG parameters whose values a preview never shows."""
+"""CONFIG parameters whose values neither a preview nor CONFIG GET's output ever shows."""
+SENSITIVE_WORDS = ("pass", "auth", "secret")
+"""A parameter whose name holds one of these is masked too (a later Redis's new password)."""
 PREVIEW_KEYS = 20
 """Keys a preview describes one by one; more are counted."""
 SIZE_OF_TYPE: dict[str, tuple[str, str]] = {
@@ -183,14 +199,14 @@ def judge(resolved: Resolved, claim: bool | None) -> Verdict:
     if info is None:
         return Verdict(Classification.MUTATING, f"Redis does not know {shown}")
     names = {info.name, info.name.split("|", 1)[0]}
+    writes = "write" in info.flags or "@write" in info.categories
     why: str | None = None
-    if names & ALWAYS_MUTATING:
+    if info.name in READS_SERVER_STATE and not writes:
+        why = None
+    elif names & ALWAYS_MUTATING:
         why = f"{shown} is always treated as mutating"
     else:
-        writes = "write" in info.flags or "@write" in info.categories
-        if info.name in READS_SERVER_STATE and not writes:
-            why = None
-        elif "write" in info.flags:
+        if "write" in info.flags:
             why = f"Redis flags {shown} as write"
         elif "admin" in info.flags or "@admin" in info.categories:
             why = f"Redis flags {shown} as admin"
@@ -353,7 +369,7 @@ class RedisExecutor(Executor):
         duration = ctx.clock.monotonic() - start
         if done is None:
             return Outcome(False, "cancelled", cancelled=True, duration=duration)
-        reply = done[0]
+        reply = mask_secrets(argv, done[0])
         text = format_reply(reply)
         output(text)
         if isinstance(reply, Exception):
@@ -370,6 +386,28 @@ class RedisExecutor(Executor):
 
 
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def mask_secrets(argv: Sequence[Any], reply: Any) -> Any:
+    """CONFIG GET's reply with the values of password-like parameters as ***, whatever the
+    pattern asked (`requirepass`, `*`, `*pass*`, `*auth`), as a list or a RESP3 map. Any
+    `<command> GET ...` is treated so, whatever the first word: CONFIG may be renamed."""
+    if len(argv) < 2 or str(argv[1]).lower() != "get":
+        return reply
+    if isinstance(reply, Mapping):
+        return {k: "***" if _sensitive(k) else v for k, v in reply.items()}
+    if isinstance(reply, list | tuple):
+        masked = list(reply)
+        for index in range(0, len(masked) - 1, 2):
+            if _sensitive(masked[index]):
+                masked[index + 1] = "***"
+        return masked
+    return reply
+
+
+def _sensitive(name: Any) -> bool:
+    text = (name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)).lower()
+    return text in SENSITIVE_CONFIG or any(word in text for word in SENSITIVE_WORDS)
 
 
 def raw(*argv: Any) -> Command:

@@ -24,7 +24,7 @@ from opstui.actions.base import (
     Verdict,
 )
 from opstui.actions.context import ExecutionContext
-from opstui.config.types import format_duration
+from opstui.config.types import Secret, format_duration, redact, reveal
 
 KILL_AFTER = 3.0
 """Seconds between SIGTERM and SIGKILL when a command is cancelled."""
@@ -103,11 +103,20 @@ class ShellExecutor(Executor):
         output: OutputSink,
         progress: Progress,
     ) -> Outcome:
-        argv = [str(a) for a in step.rendered["argv"]]
+        # Secrets (a ${SECRET} in argv or env) are revealed here, for the process only; what
+        # is shown (equivalent, messages) uses their redacted form.
+        argv = [reveal(a) if isinstance(a, Secret) else str(a) for a in step.rendered["argv"]]
+        shown_program = redact(step.rendered["argv"][0]) if step.rendered["argv"] else "?"
         if step.rendered.get("shell"):
             argv = ["/bin/sh", "-c", argv[0]]
+            shown_program = "/bin/sh"
         env = dict(os.environ)
-        env.update({str(k): str(v) for k, v in (step.rendered.get("env") or {}).items()})
+        env.update(
+            {
+                str(k): reveal(v) if isinstance(v, Secret) else str(v)
+                for k, v in (step.rendered.get("env") or {}).items()
+            }
+        )
         cwd = step.rendered.get("cwd") or None
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -122,7 +131,7 @@ class ShellExecutor(Executor):
                 start_new_session=True,
             )
         except OSError as exc:
-            reason = f"cannot run {argv[0]}: {exc.strerror or exc}"
+            reason = f"cannot run {shown_program}: {exc.strerror or type(exc).__name__}"
             return Outcome(ok=False, summary=reason, error=reason)
         collector = _Collector(output)
         assert process.stdout is not None

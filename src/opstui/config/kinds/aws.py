@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opstui.config.base import Model, ProbeCommon
-from opstui.config.types import HttpUrl, PositiveDuration, SecretText, Text
+from opstui.config.types import HttpUrl, PositiveDuration, Secret, SecretText, Text
 
 
 class AwsConnection(Model):
@@ -23,6 +23,17 @@ class AwsConnection(Model):
         None, description="another endpoint (tests use moto's server on loopback)"
     )
     timeout: PositiveDuration = Field(10.0, description="per-call timeout")
+
+    @field_validator("access_key_id", "secret_access_key", "session_token")
+    @classmethod
+    def _no_literal_key(cls, value: str | Secret | None) -> str | Secret | None:
+        """AWS keys are credentials like any other: only from ${ENV} or file:."""
+        if value is not None and not isinstance(value, Secret):
+            raise ValueError(
+                "an AWS key is a credential: write it as ${ENV_VAR} or file:/path, not as a "
+                "literal"
+            )
+        return value
 
     @model_validator(mode="after")
     def _key_pair(self) -> AwsConnection:
