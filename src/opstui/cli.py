@@ -388,6 +388,9 @@ def _item_words(item: dict[str, Any]) -> str:
     verdict = item.get("verdict")
     if verdict is None:
         return f"mutating? (cannot prepare without params: {item.get('problem')})"
+    if item.get("kind") == "sql" and "assumed mutating" not in verdict.reason:
+        words = f"{verdict.classification.value}: {verdict.reason}"  # the statement's own why
+        return f"{words} (overruled: the config did not declare it)" if verdict.overruled else words
     return _classification_words(verdict)
 
 

@@ -1,6 +1,6 @@
-"""The sql executor against a real PostgreSQL: READ ONLY transactions refuse writes, the
-mutating preview measures rows in a rolled-back transaction under a lock timeout, execution
-commits, results become text tables."""
+"""The sql executor against a real PostgreSQL: classified from the statement and the catalog,
+READ ONLY transactions refuse writes, the mutating preview measures rows in a rolled-back
+transaction under a lock timeout, execution commits, results become text tables."""
 
 from __future__ import annotations
 
@@ -95,13 +95,19 @@ async def states(admin: asyncpg.Connection) -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
-async def test_classification_is_declared_mutating_or_read_only(ctx: ExecutionContext) -> None:
+async def test_classification_comes_from_the_statement_and_the_catalog(
+    ctx: ExecutionContext,
+) -> None:
     executor = SqlExecutor()
-    verdict = await executor.classify(step("SELECT 1"), ctx)
+    verdict = await executor.classify(step("SELECT count(*) FROM jobs"), ctx)
     assert verdict.classification is Classification.READ_ONLY
-    assert verdict.reason == "runs in a READ ONLY transaction (the server refuses writes)"
+    assert verdict.reason == "one SELECT, functions stable"
     verdict = await executor.classify(step(STUCK, mutating=True), ctx)
-    assert verdict.mutating and verdict.reason == "declared mutating"
+    assert verdict.mutating and verdict.reason == "UPDATE writes" and verdict.overruled is None
+    verdict = await executor.classify(step(STUCK), ctx)  # not declared: overruled
+    assert verdict.mutating and verdict.overruled == "not declared mutating, but UPDATE writes"
+    verdict = await executor.classify(step("SELECT 1", mutating=True), ctx)
+    assert verdict.mutating and verdict.reason.startswith("declared mutating (one SELECT")
     assert await executor.preview(step("SELECT 1"), ctx) is None
 
 
@@ -183,16 +189,16 @@ async def test_executing_a_mutating_step_commits(
     assert outcome.output.splitlines()[2] == "1  | done"
 
 
-async def test_a_script_without_args_runs_whole(
-    ctx: ExecutionContext, admin: asyncpg.Connection
-) -> None:
+async def test_a_script_is_never_sent(ctx: ExecutionContext, admin: asyncpg.Connection) -> None:
     script = "DELETE FROM jobs WHERE id = 20; UPDATE jobs SET state = 'x' WHERE id < 3"
+    verdict = await SqlExecutor().classify(step(script, mutating=True), ctx)
+    assert verdict.mutating and verdict.reason.startswith("SQL has 2 statements")
     preview = await SqlExecutor().preview(step(script, mutating=True), ctx)
-    assert preview is not None
-    assert preview.lines == ("UPDATE affects 2 rows (measured in a rolled-back transaction)",)
+    assert preview is not None and preview.error is not None
     outcome = await run(ctx, step(script, mutating=True), read_only=False)
-    assert outcome.ok and outcome.summary == "UPDATE 2"
-    assert await admin.fetchval("SELECT count(*) FROM jobs") == 19
+    assert not outcome.ok and outcome.error is not None
+    assert outcome.error.startswith("SQL has 2 statements")
+    assert await admin.fetchval("SELECT count(*) FROM jobs") == 20
 
 
 async def test_a_failed_mutation_commits_nothing(
@@ -282,16 +288,15 @@ def runbook_config(dsn: str) -> Config:
     )
 
 
-async def test_runner_an_update_in_a_diagnose_step_fails_with_the_read_only_error(
+async def test_runner_an_update_in_a_diagnose_step_is_refused(
     pg: PostgresServer, admin: asyncpg.Connection, tmp_path: Any
 ) -> None:
     parts = make_runner(runbook_config(pg.dsn), tmp_path)
     try:
         counted = await parts.runner.run(await parts.runner.prepare_diagnose("stuck", 0))
         assert counted.ok and counted.summary == "2 rows"
-        sneaky = await parts.runner.run(await parts.runner.prepare_diagnose("stuck", 1))
-        assert not sneaky.ok
-        assert sneaky.error == "SQL 25006: cannot execute UPDATE in a read-only transaction"
+        with pytest.raises(Refused, match="UPDATE writes"):
+            await parts.runner.run(await parts.runner.prepare_diagnose("stuck", 1))
         assert await states(admin) == {"stuck": 12, "done": 8}
     finally:
         await parts.close()
@@ -304,7 +309,7 @@ async def test_runner_previews_confirms_and_commits_a_mutating_update(
     runner = parts.runner
     try:
         step_ = await runner.prepare_action("stuck", "retry")
-        assert (await runner.classify(step_)).reason == "declared mutating"
+        assert (await runner.classify(step_)).reason == "UPDATE writes"
         preview = await runner.preview(step_)
         assert preview is not None
         assert preview.lines == ("UPDATE affects 12 rows (measured in a rolled-back transaction)",)

@@ -180,22 +180,39 @@ async def test_several_rows_give_a_table(pg: PostgresServer) -> None:
 # --- read-only, timeouts, SQL errors ----------------------------------------------------------
 
 
-async def test_writes_are_refused_by_the_server(pg: PostgresServer, admin: Any) -> None:
-    for sql in (
-        "UPDATE items SET name = 'z' WHERE id = 1 RETURNING id",
-        "WITH d AS (DELETE FROM items RETURNING id) SELECT count(*) FROM d",
-        "CREATE TABLE sneaky (id int)",
+async def test_writes_are_refused_at_load_and_never_sent(pg: PostgresServer, admin: Any) -> None:
+    for sql, why in (
+        ("UPDATE items SET name = 'z' WHERE id = 1 RETURNING id", "UPDATE writes"),
+        (
+            "WITH d AS (DELETE FROM items RETURNING id) SELECT count(*) FROM d",
+            "a data-modifying CTE (DELETE)",
+        ),
+        ("CREATE TABLE sneaky (id int)", "CREATE is not a read"),
     ):
-        error = await poll_error(pg.dsn, query=sql)
-        assert error.reason.startswith("SQL 25006: cannot execute"), error.reason
-        assert "read-only transaction" in error.reason
+        with pytest.raises(ValueError, match="an sql probe must be a plain read"):
+            probe(query=sql)
+        unchecked = SqlProbe.model_construct(  # past the validator: the source refuses too
+            kind="sql", id="q", connection="db", query=sql, preset=None, value=None, max_rows=20
+        )
+        pool = ClientPool()
+        try:
+            source = SqlSource.build(unchecked, connection(pg.dsn), pool)
+            with pytest.raises(ProbeError) as caught:
+                await source.poll()
+            assert caught.value.reason == f"not a provable read: {why}"
+        finally:
+            await pool.aclose()
     assert await admin.fetchval("SELECT name FROM items WHERE id = 1") == "a"
     assert await admin.fetchval("SELECT count(*) FROM items") == 2
 
 
 async def test_sql_error_is_short_and_has_sqlstate(pg: PostgresServer) -> None:
     error = await poll_error(pg.dsn, query="SELECT * FROM missing_table")
-    assert error.reason == 'SQL 42P01: relation "missing_table" does not exist'
+    assert error.reason == (
+        "not a provable read: reads unknown relation missing_table (cannot be proven a read)"
+    )
+    error = await poll_error(pg.dsn, query="SELECT 1/0")
+    assert error.reason == "SQL 22012: division by zero"
 
 
 async def test_statement_timeout_cancels_and_the_pool_stays_usable(pg: PostgresServer) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opstui.config.base import IDENT, Headers, Model, ReferenceProblem, raise_all
 from opstui.config.types import (
@@ -117,14 +117,24 @@ class RedisStep(StepCommon):
 class SqlStep(StepCommon):
     kind: Literal["sql"]
     connection: str
-    sql: str = Field(description="SQL text; $1, $2 ... bound from `args`")
+    sql: str = Field(description="exactly one SQL statement; $1, $2 ... bound from `args`")
     args: list[StepValue] = Field(
         default_factory=list,
         description="bind values; strings are templates or hold a ${SECRET} (sent, shown ***)",
     )
     mutating: bool = Field(
-        False, description="run outside a read-only transaction (with a rolled-back preview)"
+        False,
+        description="a claim only: the statement and the server's catalog decide; true keeps "
+        "even a provable read behind a confirmation",
     )
+
+    @field_validator("sql")
+    @classmethod
+    def _one_statement(cls, value: str) -> str:
+        from opstui.sqlcheck import parse_statement
+
+        parse_statement(value)  # SqlProblem is a ValueError: FILE:LINE: ...sql: why
+        return value
 
 
 EcsOp = Literal[

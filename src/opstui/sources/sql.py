@@ -1,5 +1,11 @@
 """The `sql` probe kind: a query (or a built-in preset) on PostgreSQL, in a READ ONLY transaction.
 
+A query probe must be a provable read (DESIGN.md section 6.1): its shape is checked when the
+config loads (opstui/sqlcheck.py), and before its first poll the server's catalog is asked
+about every function it could run (sources/pg_catalog.py). One that could run a volatile
+function is an ERR panel saying which ("not a provable read: calls pg_terminate_backend
+(volatile)") and is never sent; the answer is kept, so it is asked once per source.
+
 How a result becomes a reading (the probe's `value` key, when set, always names a column or
 preset field and wins):
 - no rows: NO DATA "query returned no rows";
@@ -23,7 +29,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
 from opstui.config.types import format_duration
 from opstui.sources.base import FieldValue, ProbeError, Reading, Source, Table
+from opstui.sources.pg_catalog import judge
 from opstui.sources.postgres_client import PostgresClient, get_postgres_client
+from opstui.sqlcheck import SqlProblem, parse_statement
 
 if TYPE_CHECKING:
     from asyncpg import Record
@@ -357,6 +365,8 @@ class SqlSource(Source):
         self.connection = connection
         self.client = client
         self.timeout = probe.timeout if probe.timeout is not None else connection.timeout
+        self._refusal: str | None = None
+        self._cleared = probe.query is None  # presets are fixed reads (tested as such)
 
     @classmethod
     def build(cls, probe: ProbeConfig, connection: ConnectionConfig, pool: ClientPool) -> SqlSource:
@@ -374,10 +384,40 @@ class SqlSource(Source):
             )
             reading = self._preset_value(reading)
         else:
+            await self._clear()
             result = await self.client.run_readonly(self._fetch, time_limit=self.timeout)
             reading = shape_result(result, self.probe.value, self.probe.max_rows)
         latency_ms = (time.perf_counter() - started) * 1000.0
         return replace(reading, latency_ms=latency_ms)
+
+    async def _clear(self) -> None:
+        """Raise ProbeError unless the query is a provable read. The verdict is kept, except
+        when it rests on a name the server does not know yet (or the server could not be
+        asked): the next poll asks again, and still never sends the query unproven."""
+        if self._cleared:
+            return
+        refusal = self._refusal
+        if refusal is None:
+            assert self.probe.query is not None
+            try:
+                statement = parse_statement(self.probe.query)
+            except SqlProblem as exc:
+                refusal = self._refusal = str(exc)
+            else:
+                if statement.not_read is not None:
+                    refusal = self._refusal = statement.not_read
+                else:
+                    judgement = await judge(self.client, statement, time_limit=self.timeout)
+                    if not judgement.problems:
+                        self._cleared = True
+                        return
+                    refusal = judgement.problems[0]
+                    if judgement.settled:
+                        self._refusal = refusal
+        raise ProbeError(
+            f"not a provable read: {refusal}",
+            hint="a probe only reads: make it a step of a runbook action instead",
+        )
 
     async def _fetch(self, conn: Conn) -> QueryResult:
         """At most max_rows rows through a cursor; the rest only counted (MOVE), not sent."""

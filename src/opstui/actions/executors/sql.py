@@ -1,23 +1,30 @@
-"""The `sql` step kind: read-only unless declared `mutating: true` (DESIGN.md section 6).
+"""The `sql` step kind, classified from the statement and the server's catalog (DESIGN.md 6).
 
-A read-only step runs in a READ ONLY transaction through the connection's shared pool, so
-PostgreSQL itself refuses a write (SQLSTATE 25006) whatever the SQL says: nothing here parses
-SQL to guess. A mutating step is previewed by running it in a transaction under
-`SET LOCAL lock_timeout` and `statement_timeout`, reading the command status ("UPDATE 12") and
-rolling back; executed, it runs in a normal transaction that commits.
+A step is exactly one statement (opstui/sqlcheck.py, PostgreSQL's own parser). It is read-only
+only when its shape is a plain read (SELECT, VALUES, TABLE, SHOW, EXPLAIN without ANALYZE; no
+data-modifying CTE, no SELECT INTO, no locking clause) and every function it can make the
+server run, named or reached through operators, views, policies and types, is non-volatile or
+reviewed harmless in that server's catalog (sources/pg_catalog.py). Anything else is mutating,
+whatever the config says. It always runs as one statement through the extended protocol
+(asyncpg prepare/bind), a read inside a READ ONLY transaction as a second wall.
+
+A preview only reads. A rolled-back trial runs only for a single INSERT/UPDATE/DELETE/MERGE
+whose functions are all non-volatile and whose target table has nothing that acts outside the
+transaction (triggers, rules, sequences, volatile defaults or constraints, cascades to such a
+table), under `SET LOCAL lock_timeout` and `statement_timeout`; otherwise an EXPLAIN estimate
+(no ANALYZE, READ ONLY transaction) labelled as an estimate, or "no preview".
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shlex
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from opstui.actions.base import (
     Classification,
@@ -34,12 +41,14 @@ from opstui.actions.context import ExecutionContext, StepProblem, connection_of
 from opstui.config.kinds.postgres import PostgresConnection
 from opstui.config.types import Secret, format_duration, redact, reveal
 from opstui.sources.base import ProbeError
+from opstui.sources.pg_catalog import Judgement, judge, trial_facts
 from opstui.sources.postgres_client import (
     PostgresClient,
     get_postgres_client,
     probe_error,
     statement_timeout_ms,
 )
+from opstui.sqlcheck import EXPLAINABLE, SqlProblem, Statement, parse_statement
 
 if TYPE_CHECKING:
     from asyncpg import Record
@@ -53,9 +62,9 @@ MAX_ROWS = 200
 CELL_LIMIT = 60
 LOCK_TIMEOUT = 2.0
 """Seconds a preview waits for a lock before it gives up and says so."""
-READ_ONLY_REASON = "runs in a READ ONLY transaction (the server refuses writes)"
-_MULTIPLE_COMMANDS = "cannot insert multiple commands into a prepared statement"
-
+MEASURED = "measured in a rolled-back transaction"
+ESTIMATED = "an estimate from EXPLAIN, nothing was run"
+_QUERIES = frozenset({"SELECT", "VALUES", "SHOW", "EXPLAIN"})
 
 
 class _Rollback(Exception):
@@ -97,32 +106,81 @@ class SqlExecutor(Executor):
         self.max_rows = max_rows
 
     async def classify(self, step: PreparedStep, ctx: ExecutionContext) -> Verdict:
-        if declared_mutating(step.rendered):
-            return Verdict(Classification.MUTATING, "declared mutating")
-        return Verdict(Classification.READ_ONLY, READ_ONLY_REASON)
+        """From the parse, then the catalog; a server that cannot be asked raises (the runner
+        then assumes mutating and asks again next time)."""
+        declared = declared_mutating(step.rendered)
+        try:
+            statement = parse_statement(statement_of(step.rendered)[0])
+        except SqlProblem as exc:
+            return _mutating(str(exc), declared)
+        if statement.not_read is not None:
+            return _mutating(statement.not_read, declared)
+        judgement = await judge(client_of(step, ctx), statement, time_limit=step.timeout)
+        if judgement.problems:
+            return _mutating("; ".join(judgement.problems[:3]), declared)
+        if declared:
+            return Verdict(
+                Classification.MUTATING, f"declared mutating ({read_words(statement, judgement)})"
+            )
+        return Verdict(Classification.READ_ONLY, read_words(statement, judgement))
 
     async def preview(self, step: PreparedStep, ctx: ExecutionContext) -> Preview | None:
-        """The affected-row count from a rolled-back run under a lock timeout."""
-        if not declared_mutating(step.rendered):
-            return None
+        """Only reads: a rolled-back trial where nothing can act outside the transaction,
+        else an EXPLAIN estimate, else "no preview"; None for a provable read."""
         try:
             sql, args = statement_of(step.rendered)
+            statement = parse_statement(sql)
+            if not (statement.read or statement.command in EXPLAINABLE) or statement.into:
+                what = statement.command
+                return Preview((f"no preview: {what} cannot be measured without running it",))
             client = client_of(step, ctx)
-            lock = self.lock_timeout
-
-            async def measure(conn: Conn) -> Result:
-                await conn.execute(f"SET LOCAL lock_timeout = {max(1, int(lock * 1000))}")
-                result = await run_statement(conn, sql, args, self.max_rows, keep_rows=False)
-                raise _Rollback(result)
-
-            await in_transaction(client, measure, readonly=False, seconds=step.timeout)
-        except _Rollback as done:
-            return Preview((preview_line(done.result),))
-        except StepProblem as exc:
+            judgement = await judge(client, statement, time_limit=step.timeout)
+            if statement.read and not judgement.problems:
+                if not declared_mutating(step.rendered):
+                    return None
+                return Preview(("a provable read: it changes nothing",))
+            why_not = await self._why_no_trial(step, statement, judgement, client)
+            if why_not is None:
+                return Preview((preview_line(await self._trial(step, client, statement, args)),))
+            if statement.command in EXPLAINABLE and judgement.plannable:
+                estimate = await explain_estimate(client, statement, args, step.timeout)
+                return Preview((estimate, f"not run: {why_not}"))
+            return Preview((f"no preview: {why_not}",))
+        except (StepProblem, SqlProblem) as exc:
             return Preview((), error=str(exc))
         except ProbeError as exc:
             return Preview((), error=preview_failure(exc, self.lock_timeout))
-        return Preview((), error="the preview did not run")
+
+    async def _why_no_trial(
+        self,
+        step: PreparedStep,
+        statement: Statement,
+        judgement: Judgement,
+        client: PostgresClient,
+    ) -> str | None:
+        if judgement.problems:
+            return judgement.problems[0]
+        if not statement.trial_shape or statement.target is None:
+            what = "a data-modifying CTE" if statement.data_modifying_cte else statement.command
+            return f"{what} cannot be measured without running it"
+        trial = await trial_facts(client, statement, time_limit=step.timeout)
+        return None if trial.allowed else "; ".join(trial.problems[:3])
+
+    async def _trial(
+        self, step: PreparedStep, client: PostgresClient, statement: Statement, args: list[Any]
+    ) -> Result:
+        lock = self.lock_timeout
+
+        async def measure(conn: Conn) -> Result:
+            await conn.execute(f"SET LOCAL lock_timeout = {max(1, int(lock * 1000))}")
+            result = await run_statement(conn, statement, args, self.max_rows, keep_rows=False)
+            raise _Rollback(result)
+
+        try:
+            await in_transaction(client, measure, readonly=False, seconds=step.timeout)
+        except _Rollback as done:
+            return done.result
+        raise StepProblem("the preview did not run")
 
     async def execute(
         self,
@@ -133,18 +191,19 @@ class SqlExecutor(Executor):
         output: OutputSink,
         progress: Progress,
     ) -> Outcome:
+        """`read_only` (the runner's verdict) decides the transaction, never the config."""
         start = ctx.clock.monotonic()
-        readonly = read_only or not declared_mutating(step.rendered)
         try:
             sql, args = statement_of(step.rendered)
+            statement = parse_statement(sql)
             client = client_of(step, ctx)
 
             async def work(conn: Conn) -> Result:
-                return await run_statement(conn, sql, args, self.max_rows, keep_rows=True)
+                return await run_statement(conn, statement, args, self.max_rows, keep_rows=True)
 
-            run = in_transaction(client, work, readonly=readonly, seconds=step.timeout)
+            run = in_transaction(client, work, readonly=read_only, seconds=step.timeout)
             result = await until_cancelled(run, progress)
-        except (StepProblem, ProbeError) as exc:
+        except (StepProblem, SqlProblem, ProbeError) as exc:
             reason = exc.reason if isinstance(exc, ProbeError) else str(exc)
             return Outcome(False, reason, error=reason, duration=ctx.clock.monotonic() - start)
         duration = ctx.clock.monotonic() - start
@@ -159,6 +218,23 @@ class SqlExecutor(Executor):
         """`psql 'postgresql://user@host:port/db' -c '<sql>'` and the args as `$1=...`."""
         sql, args = statement_of(rendered)
         return psql(connection, sql, args)
+
+
+def _mutating(reason: str, declared: bool) -> Verdict:
+    overruled = None if declared else f"not declared mutating, but {reason}"
+    return Verdict(Classification.MUTATING, reason, overruled=overruled)
+
+
+def read_words(statement: Statement, judgement: Judgement) -> str:
+    """"one SELECT, functions stable" (and the reviewed volatile ones it calls)."""
+    if not judgement.functions:
+        return f"one {statement.command}, calls no function"
+    if judgement.harmless:
+        return (
+            f"one {statement.command}, functions stable or reviewed harmless "
+            f"({', '.join(judgement.harmless)})"
+        )
+    return f"one {statement.command}, functions stable"
 
 
 # --- running statements -------------------------------------------------------------------------
@@ -218,38 +294,52 @@ async def in_transaction(
             await pool.release(conn, timeout=seconds)
 
 
+def _values(args: Sequence[Any]) -> list[Any]:
+    return [reveal(a) if isinstance(a, Secret) else a for a in args]
+
+
 async def run_statement(
-    conn: Conn, sql: str, args: Sequence[Any], max_rows: int, *, keep_rows: bool
+    conn: Conn, statement: Statement, args: Sequence[Any], max_rows: int, *, keep_rows: bool
 ) -> Result:
-    """Run one statement (several only without args), returning its status and rows."""
-    values = [reveal(a) if isinstance(a, Secret) else a for a in args]
-    try:
-        async with conn.transaction():  # a savepoint: a failed prepare leaves the outer usable
-            statement = await conn.prepare(sql)
-    except asyncpg.PostgresSyntaxError as exc:
-        if values or _MULTIPLE_COMMANDS not in str(exc):
-            raise
-        status = await conn.execute(sql)  # a script: no rows, the last command's status
-        return Result(str(status))
-    attributes = statement.get_attributes()
+    """Run the one statement through the extended protocol (prepare, bind, execute): the
+    server refuses a second statement there, and none reaches it from here."""
+    values = _values(args)
+    prepared = await conn.prepare(statement.text)
+    attributes = prepared.get_attributes()
     if attributes and keep_rows:
         columns = tuple(a.name for a in attributes)
-        if _is_query(sql):
-            cursor = await statement.cursor(*values)
+        if statement.command in _QUERIES and not statement.data_modifying_cte:
+            cursor = await prepared.cursor(*values)
             rows = await cursor.fetch(max_rows + 1)
             kept = tuple(tuple(r) for r in rows[:max_rows])
             return Result(f"SELECT {len(kept)}", columns, kept, more=len(rows) > max_rows)
-        rows = await statement.fetch(*values)
+        rows = await prepared.fetch(*values)
         kept = tuple(tuple(r) for r in rows[:max_rows])
-        return Result(statement.get_statusmsg(), columns, kept, more=len(rows) > max_rows)
-    await statement.fetch(*values)
-    return Result(statement.get_statusmsg())
+        return Result(prepared.get_statusmsg(), columns, kept, more=len(rows) > max_rows)
+    await prepared.fetch(*values)
+    return Result(prepared.get_statusmsg())
 
 
-def _is_query(sql: str) -> bool:
-    """A plain query (a cursor may page it); DML with RETURNING runs to its end at once."""
-    head = sql.lstrip().split(None, 1)[0].lower() if sql.strip() else ""
-    return head in ("select", "with", "values", "table", "show", "explain")
+async def explain_estimate(
+    client: PostgresClient, statement: Statement, args: Sequence[Any], seconds: float
+) -> str:
+    """The planner's row estimate (EXPLAIN without ANALYZE, in a READ ONLY transaction)."""
+    values = _values(args)
+
+    async def plan(conn: Conn) -> Any:
+        prepared = await conn.prepare(f"EXPLAIN (FORMAT JSON) {statement.text}")
+        return await prepared.fetchval(*values)
+
+    raw = await client.run_readonly(plan, time_limit=seconds)
+    document = json.loads(raw) if isinstance(raw, str) else raw
+    top = document[0]["Plan"]
+    node = top
+    if top.get("Node Type") == "ModifyTable" and top.get("Plans"):
+        node = top["Plans"][0]
+    rows = int(node.get("Plan Rows", 0))
+    noun = "row" if rows == 1 else "rows"
+    verb = "returns" if statement.command in _QUERIES else "affects"
+    return f"{statement.command} {verb} about {rows:,} {noun} ({ESTIMATED})"
 
 
 # --- words ----------------------------------------------------------------------------------
@@ -258,10 +348,10 @@ def _is_query(sql: str) -> bool:
 def preview_line(result: Result) -> str:
     count = result.count
     if count is None:
-        return f"{result.status} succeeds (measured in a rolled-back transaction)"
+        return f"{result.status} succeeds ({MEASURED})"
     noun = "row" if count == 1 else "rows"
     verb = "returns" if result.verb == "SELECT" else "affects"
-    return f"{result.verb} {verb} {count:,} {noun} (measured in a rolled-back transaction)"
+    return f"{result.verb} {verb} {count:,} {noun} ({MEASURED})"
 
 
 def preview_failure(exc: ProbeError, lock_timeout: float) -> str:

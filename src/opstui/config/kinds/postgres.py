@@ -1,4 +1,4 @@
-"""PostgreSQL connections and the `sql` probe kind (always run in read-only transactions)."""
+"""PostgreSQL connections and the `sql` probe kind (provable reads, in read-only transactions)."""
 
 from __future__ import annotations
 
@@ -52,6 +52,17 @@ class SqlProbe(ProbeCommon):
         None, description="column (or preset field) drawn in the sparkline and judged"
     )
     max_rows: int = Field(20, ge=1, le=500, description="rows kept of a table result")
+
+    @field_validator("query")
+    @classmethod
+    def _plain_read(cls, value: str | None) -> str | None:
+        """A probe only reads: one statement whose shape is a plain read (the server's catalog
+        clears its functions before the first poll)."""
+        if value is not None:
+            from opstui.sqlcheck import check_plain_read
+
+            check_plain_read(value)
+        return value
 
     @model_validator(mode="after")
     def _query_or_preset(self) -> SqlProbe:
