@@ -27,7 +27,7 @@ from opstui.actions.templates import RenderError, UnsafeRender, render_text, ren
 from opstui.config.base import is_sensitive_header
 from opstui.config.kinds.http import HttpConnection, check_host_header
 from opstui.config.models import Config
-from opstui.config.types import Secret, format_duration, redact
+from opstui.config.types import Secret, format_duration, redact, shown_json
 from opstui.sources.http import join_url
 
 DEFAULT_TIMEOUT = 30.0
@@ -102,7 +102,7 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     for name, value in shown_headers(connection.headers, headers).items():
         parts += ["-H", f"{name}: {value}"]
     if body is not None:
-        parts += ["-d", json.dumps(_plain(body))]
+        parts += ["-d", json.dumps(shown_json(body))]
     rendered = {
         "method": step.method,
         "path": path,
@@ -113,15 +113,6 @@ def _http(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     }
     return Rendered(rendered, shlex.join(parts), f"{step.method} {url}", _timeout(config, step))
 
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Secret):
-        return redact(value)
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _item(value: str | Secret, ctx: Mapping[str, Any], where: str) -> str | Secret:
@@ -147,7 +138,8 @@ def _sql(config: Config, step: Any, ctx: Mapping[str, Any]) -> Rendered:
     text = step.sql  # never a template: values go in as bound args, not spliced into SQL
     equivalent = " ".join(text.split())
     if args:
-        equivalent += "  -- " + ", ".join(f"${i + 1} = {_plain(a)!r}" for i, a in enumerate(args))
+        bound = (f"${i + 1} = {shown_json(a)!r}" for i, a in enumerate(args))
+        equivalent += "  -- " + ", ".join(bound)
     rendered = {"text": text, "args": args, "mutating": step.mutating}
     return Rendered(rendered, equivalent, step.connection, _timeout(config, step))
 

@@ -593,17 +593,18 @@ def _step_json(value: Any) -> Any:
     return value
 
 
-def _shown_json(value: Any) -> Any:
+def shown_json(value: Any) -> Any:
+    """A JSON-like value as it may be shown: every Secret inside it as its redacted text."""
     if isinstance(value, Secret):
         return redact(value)
     if isinstance(value, dict):
-        return {k: _shown_json(v) for k, v in value.items()}
+        return {k: shown_json(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_shown_json(v) for v in value]
+        return [shown_json(v) for v in value]
     return value
 
 
-StepJson = Annotated[Any, BeforeValidator(_step_json), PlainSerializer(_shown_json)]
+StepJson = Annotated[Any, BeforeValidator(_step_json), PlainSerializer(shown_json)]
 """An HTTP step's JSON body: a string holding a ${SECRET} is sent revealed, shown ***."""
 
 
