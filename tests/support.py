@@ -8,8 +8,13 @@ missing, it skips with the binary's name locally, and fails under OPSTUI_REQUIRE
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -48,3 +53,43 @@ class Tick:
 
     def __call__(self) -> float:
         return self.now
+
+
+def run_on_pty(args: list[str], answer: str, timeout: float = 60.0) -> tuple[int, str]:
+    """`opstui run ARGS` on a pseudo-terminal (its prompt wants a terminal), answering the
+    prompt with `answer`: (exit code, everything the terminal showed)."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opstui", "run", *args],
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        close_fds=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    os.close(follower)
+    screen = b""
+    deadline = time.monotonic() + timeout
+    answered = False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([leader], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(leader, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                screen += chunk
+            if not answered and b"to " in screen and screen.rstrip().endswith(b":"):
+                os.write(leader, answer.encode() + b"\n")
+                answered = True
+            if proc.poll() is not None and not ready:
+                break
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(leader)
+    return code, screen.decode(errors="replace")

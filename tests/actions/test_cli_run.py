@@ -9,12 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +19,7 @@ import pytest
 
 from opstui.actions.audit import AuditLog
 from opstui.cli import main
-from tests.support import free_port
+from tests.support import free_port, run_on_pty
 
 SLEEPER = (
     "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); "
@@ -206,53 +203,15 @@ def test_run_usage_errors_and_danger_high(
     assert (tmp_path / "marker").exists()
 
 
-def _pty_run(tmp_path: Path, args: list[str], answer: str) -> tuple[int, str]:
-    """Run `opstui run ARGS` on a pseudo-terminal, answer its prompt, return (code, screen)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opstui", "run", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    os.close(follower)
-    screen = b""
-    deadline = time.monotonic() + 30
-    answered = False
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            if not answered and b"to " in screen and screen.rstrip().endswith(b":"):
-                os.write(leader, answer.encode() + b"\n")
-                answered = True
-            if proc.poll() is not None and not ready:
-                break
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    return code, screen.decode(errors="replace")
-
 
 def test_terminal_prompt_yes_and_no(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    code, screen = _pty_run(tmp_path, ["--config", str(config), "ops", "mark"], "no")
+    code, screen = run_on_pty(["--config", str(config), "ops", "mark"], "no")
     assert code == 3, screen
     assert "environment: staging" in screen and "Type yes to mark:" in screen
     assert "cancelled: nothing was run" in screen
     assert not (tmp_path / "marker").exists()
-    code, screen = _pty_run(tmp_path, ["--config", str(config), "ops", "mark"], "yes")
+    code, screen = run_on_pty(["--config", str(config), "ops", "mark"], "yes")
     assert code == 0, screen
     assert (tmp_path / "marker").read_text() == "hello\n"
     assert AuditLog(tmp_path / "audit" / "audit.jsonl").records()[0]["via"] == "prompt"
@@ -260,10 +219,10 @@ def test_terminal_prompt_yes_and_no(tmp_path: Path) -> None:
 
 def test_terminal_prompt_danger_high_types_the_target(tmp_path: Path) -> None:
     config = write_config(tmp_path)
-    code, screen = _pty_run(tmp_path, ["--config", str(config), "ops", "nuke"], "tuch")
+    code, screen = run_on_pty(["--config", str(config), "ops", "nuke"], "tuch")
     assert code == 3 and "Type the target's name (touch) to run:" in screen, screen
     assert not (tmp_path / "marker").exists()
-    code, screen = _pty_run(tmp_path, ["--config", str(config), "ops", "nuke"], "touch")
+    code, screen = run_on_pty(["--config", str(config), "ops", "nuke"], "touch")
     assert code == 0, screen
     assert (tmp_path / "marker").exists()
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
-import select
 import subprocess
 import sys
 import time
@@ -28,6 +26,7 @@ from tests.security.sql_servers import (  # noqa: F401 (the fixture armed)
     untouched,
 )
 from tests.servers.postgres import postgres_bin
+from tests.support import run_on_pty
 
 
 def write_config(tmp_path: Path, dsn: str, sql: str, **extra: Any) -> Path:
@@ -139,7 +138,7 @@ def test_answering_no_leaves_the_server_alone(armed: Armed, tmp_path: Path, atta
     config = write_config(
         tmp_path, armed.dsn, sql.replace("{markers}", str(armed.markers)), mutating=True
     )
-    code, screen = _pty_run(["--config", str(config), "attack", "go"], "no")
+    code, screen = run_on_pty(["--config", str(config), "attack", "go"], "no")
     assert code == 3, screen
     assert "cancelled: nothing was run" in screen and shown in screen
     assert "measured in a rolled-back transaction" not in screen
@@ -228,41 +227,3 @@ def test_check_shows_a_volatile_probe_as_err_and_never_sends_it(
         victim.wait(timeout=10)
     assert state(armed) == before
 
-
-def _pty_run(args: list[str], answer: str) -> tuple[int, str]:
-    """`opstui run ARGS` on a pseudo-terminal, answering its prompt: (exit code, screen)."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opstui", "run", *args],
-        stdin=follower,
-        stdout=follower,
-        stderr=follower,
-        close_fds=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    os.close(follower)
-    screen = b""
-    deadline = time.monotonic() + 60
-    answered = False
-    try:
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([leader], [], [], 0.2)
-            if ready:
-                try:
-                    chunk = os.read(leader, 4096)
-                except OSError:  # EIO: the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            if not answered and b"to " in screen and screen.rstrip().endswith(b":"):
-                os.write(leader, answer.encode() + b"\n")
-                answered = True
-            if proc.poll() is not None and not ready:
-                break
-        code = proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        os.close(leader)
-    return code, screen.decode(errors="replace")
