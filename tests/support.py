@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
 
 import pytest
 from aiohttp import web
@@ -93,3 +94,18 @@ def run_on_pty(args: list[str], answer: str, timeout: float = 60.0) -> tuple[int
             proc.kill()
         os.close(leader)
     return code, screen.decode(errors="replace")
+
+
+@contextmanager
+def environment(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (module fixtures cannot use monkeypatch)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old

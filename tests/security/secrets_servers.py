@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -33,7 +32,7 @@ from aiohttp import web
 
 from tests.servers.postgres import PostgresServer
 from tests.servers.redis import RedisServer
-from tests.support import require_binary
+from tests.support import environment, require_binary
 from tests.systems.remember_me.harness import ThreadedApp
 
 HTTP_USER = "opsuser"
@@ -253,19 +252,6 @@ SCENARIO_ENV = {
     "SEC_SHELL_ENV_VALUE": SHELL_ENV,
 }
 
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 @contextmanager

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ from opstui.config.loader import load_config
 from opstui.config.models import Config
 from opstui.engine.events import Timeline
 from opstui.sources.registry import ClientPool
+from tests.support import environment
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
@@ -115,20 +114,6 @@ def make_recorder(directory: Path, name: str) -> Recorder:
     path.chmod(0o755)
     return Recorder(path, log)
 
-
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    """Set environment variables for the block (module fixtures cannot use monkeypatch)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
 
 
 def load_example(name: str, env: Mapping[str, str]) -> Config:
