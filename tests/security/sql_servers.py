@@ -150,30 +150,34 @@ BEGIN EXECUTE 'SELECT side_effect()'; RETURN 1; END $f$;
 """
 
 
+def attack_data(dsn: str, sql: str, **action: Any) -> dict[str, Any]:
+    """A config with runbook `attack`: `sql` as diagnose step #1 and as action `go` (with the
+    action's extra keys, e.g. mutating: true)."""
+    return {
+        "connections": {"db": {"kind": "postgres", "dsn": dsn, "timeout": "5s"}},
+        "runbooks": [
+            {
+                "id": "attack",
+                "title": "Attack",
+                "diagnose": [{"title": "look", "kind": "sql", "connection": "db", "sql": sql}],
+                "actions": [
+                    {
+                        "id": "go",
+                        "key": "G",
+                        "title": "go",
+                        "kind": "sql",
+                        "connection": "db",
+                        "sql": sql,
+                        **action,
+                    }
+                ],
+            }
+        ],
+    }
+
+
 def attack_config(dsn: str, sql: str, *, mutating: bool = False) -> Config:
-    return Config.model_validate(
-        {
-            "connections": {"db": {"kind": "postgres", "dsn": dsn, "timeout": "5s"}},
-            "runbooks": [
-                {
-                    "id": "attack",
-                    "title": "Attack",
-                    "diagnose": [{"title": "look", "kind": "sql", "connection": "db", "sql": sql}],
-                    "actions": [
-                        {
-                            "id": "go",
-                            "key": "G",
-                            "title": "go",
-                            "kind": "sql",
-                            "connection": "db",
-                            "sql": sql,
-                            "mutating": mutating,
-                        }
-                    ],
-                }
-            ],
-        }
-    )
+    return Config.model_validate(attack_data(dsn, sql, mutating=mutating))
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from tests.security.sql_servers import (  # noqa: F401 (the fixture armed)
     VICTIM,
     Armed,
     armed_server,
+    attack_data,
     snapshot,
     untouched,
 )
@@ -33,25 +34,7 @@ def write_config(tmp_path: Path, dsn: str, sql: str, **extra: Any) -> Path:
     data: dict[str, Any] = {
         "environment": "production",
         "audit_log": str(tmp_path / "audit.jsonl"),
-        "connections": {"db": {"kind": "postgres", "dsn": dsn, "timeout": "5s"}},
-        "runbooks": [
-            {
-                "id": "attack",
-                "title": "Attack",
-                "diagnose": [{"title": "look", "kind": "sql", "connection": "db", "sql": sql}],
-                "actions": [
-                    {
-                        "id": "go",
-                        "key": "G",
-                        "title": "go",
-                        "kind": "sql",
-                        "connection": "db",
-                        "sql": sql,
-                        **extra,
-                    }
-                ],
-            }
-        ],
+        **attack_data(dsn, sql, **extra),
     }
     path = tmp_path / "opstui.yaml"
     path.write_text(json.dumps(data, indent=1))  # JSON is YAML
