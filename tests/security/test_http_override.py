@@ -210,6 +210,26 @@ def test_a_probe_with_an_override_is_a_validate_error(
     _assert_item_kept(servers)
 
 
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "delete"])
+def test_a_probe_cannot_use_a_method_that_changes_state(
+    method: str, servers: Servers, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A health probe is polled every interval with nobody confirming: GET or HEAD only."""
+    data = config_data(servers, tmp_path)
+    data["probes"] = [
+        {"id": "p", "kind": "health", "connection": "app", "path": "/items/1", "method": method}
+    ]
+    path = tmp_path / "opstui.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["validate", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:") and "probes[0].method: a probe only reads" in err, err
+    assert main(["check", "--config", str(path)]) == 2  # so it is never polled
+    capsys.readouterr()
+    _assert_item_kept(servers)
+    assert servers.origin.requests() == [], servers.origin.requests()
+
+
 @pytest.mark.parametrize("name", ["safe-query", "safe-header", "get-with-body"])
 async def test_no_false_positive(name: str, servers: Servers, tmp_path: Path) -> None:
     """`_method=GET`, an override naming GET, a GET with a plain body: read-only, and run."""

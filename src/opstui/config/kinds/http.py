@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opstui.config.base import Headers, Model, ProbeCommon
 from opstui.config.types import HttpUrl, PositiveDuration, Text
@@ -44,7 +44,7 @@ class HealthProbe(ProbeCommon):
 
     kind: Literal["health"]
     path: Text = Field("/health", description="joined to the connection's base_url")
-    method: Literal["GET", "HEAD", "POST"] = "GET"
+    method: Literal["GET", "HEAD"] = Field("GET", description="GET or HEAD: a probe only reads")
     headers: Headers = Field(
         default_factory=dict,
         description="added to the connection's headers; credentials only as ${ENV} or file:",
@@ -57,6 +57,18 @@ class HealthProbe(ProbeCommon):
     value: Literal["latency_ms"] = Field(
         "latency_ms", description="the number drawn in the sparkline"
     )
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _reads_only(cls, method: object) -> object:
+        """A probe is polled by itself, every interval, with nobody confirming: it only reads
+        (DESIGN.md section 6), so a method that changes state is refused at load."""
+        if isinstance(method, str) and method.upper() in ("POST", "PUT", "PATCH", "DELETE"):
+            raise ValueError(
+                f"a probe only reads: {method.upper()} may change state on every poll; use GET "
+                "or HEAD (a request that changes state belongs in a runbook action)"
+            )
+        return method
 
 
 class ScrapeProbe(ProbeCommon):
