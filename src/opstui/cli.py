@@ -169,8 +169,11 @@ def _load(config_arg: str | None, *, defer_secrets: bool = False) -> Config:
     """Load the config, or raise ConfigError whose lines the caller prints."""
     from opstui.actions.static import load_checked
     from opstui.config.paths import resolve_config_path
+    from opstui.redaction import redactor_for
 
-    return load_checked(resolve_config_path(config_arg), defer_secrets=defer_secrets)
+    config = load_checked(resolve_config_path(config_arg), defer_secrets=defer_secrets)
+    redactor_for(config)  # built now, so even a crash report knows this config's secrets
+    return config
 
 
 def load_for_view(
@@ -725,3 +728,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: one line, never a traceback a secret could ride on
+        return _crash(exc)
+
+
+EXIT_INTERNAL = 70
+"""EX_SOFTWARE: opstui itself failed (a bug), not the config, a backend or the gate."""
+
+
+def _crash(exc: BaseException) -> int:
+    """Print one scrubbed line for an unexpected exception and keep its scrubbed traceback
+    in a file only the user can read, for the bug report."""
+    import os
+    import traceback
+
+    from platformdirs import user_log_path
+
+    from opstui.redaction import scrub_with_every_redactor
+    from opstui.sources.errors import one_line
+
+    report = scrub_with_every_redactor("".join(traceback.format_exception(exc)))
+    where = ""
+    with contextlib.suppress(OSError):
+        folder = user_log_path("opstui", ensure_exists=True)
+        path = folder / f"crash-{os.getpid()}.txt"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(report)
+        where = f" (traceback in {path})"
+    text = "".join(c if c.isprintable() else " " for c in str(exc))  # no terminal escapes
+    message = one_line(scrub_with_every_redactor(text) or type(exc).__name__, 200)
+    print(f"opstui: internal error: {type(exc).__name__}: {message}{where}", file=sys.stderr)
+    return EXIT_INTERNAL

@@ -220,12 +220,26 @@ NOTHING = Redactor()
 """The redactor of a config without secrets."""
 
 
+_BUILT: list[Redactor] = []
+"""Every config redactor this process built, for the last sink: an unexpected error's text."""
+
+
+def scrub_with_every_redactor(text: str) -> str:
+    """`text` through every redactor this process built (a crash report does not know which
+    config its exception came from)."""
+    for redactor in _BUILT:
+        text = redactor.scrub(text)
+    return text
+
+
 def redactor_for(config: Any) -> Redactor:
     """The config's redactor, built once and kept on it (every sink shares it)."""
     cached = getattr(config, "_redactor", None)
     if isinstance(cached, Redactor):
         return cached
     built = Redactor.of(config)
+    if built and built not in _BUILT and len(_BUILT) < 16:
+        _BUILT.append(built)
     with contextlib.suppress(AttributeError, TypeError, ValueError):
         config._redactor = built  # not a Config (a test double): built again next time
     return built
