@@ -20,6 +20,7 @@ import contextlib
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
@@ -220,14 +221,15 @@ NOTHING = Redactor()
 """The redactor of a config without secrets."""
 
 
-_BUILT: list[Redactor] = []
-"""Every config redactor this process built, for the last sink: an unexpected error's text."""
+_BUILT: deque[Redactor] = deque(maxlen=64)
+"""The config redactors this process built (the newest 64: a test run loads hundreds of
+configs, opstui itself one or two), for the last sink: an unexpected error's text."""
 
 
 def scrub_with_every_redactor(text: str) -> str:
     """`text` through every redactor this process built (a crash report does not know which
     config its exception came from)."""
-    for redactor in _BUILT:
+    for redactor in list(_BUILT):
         text = redactor.scrub(text)
     return text
 
@@ -238,7 +240,7 @@ def redactor_for(config: Any) -> Redactor:
     if isinstance(cached, Redactor):
         return cached
     built = Redactor.of(config)
-    if built and built not in _BUILT and len(_BUILT) < 16:
+    if built:
         _BUILT.append(built)
     with contextlib.suppress(AttributeError, TypeError, ValueError):
         config._redactor = built  # not a Config (a test double): built again next time

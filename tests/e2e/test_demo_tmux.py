@@ -78,14 +78,19 @@ def test_demo_shows_live_panels_and_answers_keys(demo: Tmux) -> None:
     demo.keys("?")
     demo.wait_for(lambda s: "timeline" in s.lower() and "refresh" in s.lower(), "the help screen")
     demo.keys("Escape")
+    # The next key only once Escape has landed: an Escape still pending when Enter arrives is
+    # read as alt+enter (one escape sequence), and the screen never closes.
+    demo.wait_for(lambda s: "move focus between panels" not in s, "the help to close")
 
     demo.keys("e")
     demo.wait_for(lambda s: "Event timeline ·" in s, "the event timeline")
     demo.keys("Escape")
+    demo.wait_for(lambda s: "Event timeline ·" not in s, "the timeline to close")
 
     demo.keys("Enter")
     demo.wait_for(lambda s: "latency" in s.lower(), "the detail screen")
     demo.keys("Escape")
+    demo.wait_for(lambda s: "latency" not in s.lower(), "the detail to close")
 
     demo.keys("p")
     demo.wait_for(lambda s: "PAUSED" in s, "the paused marker")

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 import opstui.cli as cli
+from opstui import redaction
 
 SECRET = "crash-secret-Zq81vX"
 
@@ -41,6 +42,8 @@ def test_an_unexpected_error_is_one_scrubbed_line_and_a_private_report(
         raise RuntimeError(f"bug while talking to Bearer {SECRET}\x1b[2J\nsecond line")
 
     monkeypatch.setattr(cli, "cmd_check", broken_check)
+    for n in range(100):  # a process that loaded many configs before (a test run does)
+        redaction._BUILT.append(redaction.Redactor([f"other-secret-{n}"]))
     code = cli.main(["check", "--config", str(config)])
     err = capsys.readouterr().err
     assert code == cli.EXIT_INTERNAL
