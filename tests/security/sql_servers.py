@@ -26,7 +26,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from opstui.actions.base import PreparedStep
+from opstui.actions.context import ExecutionContext
 from opstui.config.models import Config
+from opstui.sources.registry import ClientPool
 from tests.servers.postgres import PostgresServer
 
 CHANNEL = "opstui_attack"
@@ -290,3 +293,40 @@ async def untouched(armed: Armed, witness: Witness | None = None) -> dict[str, A
     assert state["t"] == "1=orig,2=orig,3=orig,4=orig,5=orig"
     assert state["sink"] == 0 and state["markers"] == []
     return state
+
+
+class NoProbes:
+    """A ProbeReader with no probes: the bare SQL steps below read none."""
+
+    def current(self, probe_id: str) -> None:
+        return None
+
+    async def fresh(self, probe_id: str) -> None:
+        raise KeyError(probe_id)
+
+
+def bare_sql_step(sql: str, args: list[Any], *, mutating: bool) -> PreparedStep:
+    """A prepared `sql` step on connection `db`, for calling the executor itself (below the
+    runner: what the executor does whatever verdict the runner reached)."""
+    return PreparedStep(
+        kind="sql",
+        title="bare",
+        runbook_id=None,
+        action_id=None,
+        step_index=None,
+        connection="db",
+        params={},
+        rendered={"sql": sql, "args": args, "mutating": mutating},
+        equivalent="",
+        target="db",
+        environment=None,
+        timeout=5.0,
+    )
+
+
+def bare_context(armed: Armed, pool: ClientPool) -> ExecutionContext:
+    """An ExecutionContext whose only connection, `db`, is the armed server."""
+    config = Config.model_validate(
+        {"connections": {"db": {"kind": "postgres", "dsn": armed.dsn, "timeout": "5s"}}}
+    )
+    return ExecutionContext(config, pool, NoProbes())

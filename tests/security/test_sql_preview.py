@@ -14,10 +14,7 @@ from pathlib import Path
 import pytest
 
 from opstui.actions.base import Classification
-from opstui.actions.base import PreparedStep as _PreparedStep
-from opstui.actions.context import ExecutionContext
 from opstui.actions.executors.sql import ESTIMATED, MEASURED, SqlExecutor
-from opstui.config.models import Config
 from opstui.sources.registry import ClientPool
 from tests.actions.support import make_runner
 from tests.security.sql_servers import (  # noqa: F401 (the fixtures armed and witness)
@@ -25,6 +22,8 @@ from tests.security.sql_servers import (  # noqa: F401 (the fixtures armed and w
     Witness,
     armed_server,
     attack_config,
+    bare_context,
+    bare_sql_step,
     snapshot,
     untouched,
     witness_pair,
@@ -126,40 +125,17 @@ async def test_copy_has_no_preview(armed: Armed, witness: Witness, tmp_path: Pat
     assert await snapshot(armed, witness) == before
 
 
-async def test_an_estimate_binds_args_and_runs_read_only(armed: Armed, tmp_path: Path) -> None:
+async def test_an_estimate_binds_args_and_runs_read_only(armed: Armed) -> None:
     before = await untouched(armed)
-    config = Config.model_validate(
-        {"connections": {"db": {"kind": "postgres", "dsn": armed.dsn, "timeout": "5s"}}}
-    )
     pool = ClientPool()
-    step = _PreparedStep(
-        kind="sql",
-        title="insert",
-        runbook_id=None,
-        action_id=None,
-        step_index=None,
-        connection="db",
-        params={},
-        rendered={"sql": "INSERT INTO counter_t (v) VALUES ($1)", "args": ["x"], "mutating": True},
-        equivalent="",
-        target="db",
-        environment=None,
-        timeout=5.0,
-    )
+    sql = "INSERT INTO counter_t (v) VALUES ($1)"
+    step = bare_sql_step(sql, ["x"], mutating=True)
     try:
-        preview = await SqlExecutor().preview(step, ExecutionContext(config, pool, _NoProbes()))
+        preview = await SqlExecutor().preview(step, bare_context(armed, pool))
         assert preview is not None
         assert preview.lines[0] == f"INSERT affects about 1 row ({ESTIMATED})"
-        verdict = await SqlExecutor().classify(step, ExecutionContext(config, pool, _NoProbes()))
+        verdict = await SqlExecutor().classify(step, bare_context(armed, pool))
         assert verdict.classification is Classification.MUTATING
     finally:
         await pool.aclose()
     assert await snapshot(armed) == before
-
-
-class _NoProbes:
-    def current(self, probe_id: str) -> None:
-        return None
-
-    async def fresh(self, probe_id: str) -> None:
-        raise KeyError(probe_id)

@@ -7,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from opstui.actions.base import Classification, PreparedStep, Progress
-from opstui.actions.context import ExecutionContext
+from opstui.actions.base import Classification, Progress
 from opstui.actions.executors.sql import SqlExecutor
 from opstui.config.kinds.postgres import PostgresConnection, SqlProbe
-from opstui.config.models import Config
 from opstui.sources.pg_catalog import catalog_of, judge
 from opstui.sources.postgres_client import PostgresClient
 from opstui.sources.registry import ClientPool
@@ -28,6 +26,8 @@ from tests.security.sql_servers import (  # noqa: F401 (the fixture armed)
     Armed,
     armed_server,
     attack_config,
+    bare_context,
+    bare_sql_step,
     snapshot,
     untouched,
 )
@@ -146,28 +146,12 @@ async def test_the_catalog_is_read_once_per_connection(armed: Armed) -> None:
 async def test_a_read_step_runs_in_a_read_only_transaction(armed: Armed) -> None:
     """The second wall: a read-only run refuses a write whatever the verdict said."""
     before = await untouched(armed)
-    config = Config.model_validate(
-        {"connections": {"db": {"kind": "postgres", "dsn": armed.dsn, "timeout": "5s"}}}
-    )
     pool = ClientPool()
-    step = PreparedStep(
-        kind="sql",
-        title="sneaky",
-        runbook_id=None,
-        action_id=None,
-        step_index=None,
-        connection="db",
-        params={},
-        rendered={"sql": "UPDATE t SET v = 'x' WHERE id = 3", "args": [], "mutating": False},
-        equivalent="",
-        target="db",
-        environment=None,
-        timeout=5.0,
-    )
+    step = bare_sql_step("UPDATE t SET v = 'x' WHERE id = 3", [], mutating=False)
     try:
         outcome = await SqlExecutor().execute(
             step,
-            ExecutionContext(config, pool, _NoProbes()),
+            bare_context(armed, pool),
             read_only=True,
             output=lambda _: None,
             progress=Progress(),
@@ -176,11 +160,3 @@ async def test_a_read_step_runs_in_a_read_only_transaction(armed: Armed) -> None
     finally:
         await pool.aclose()
     assert await snapshot(armed) == before
-
-
-class _NoProbes:
-    def current(self, probe_id: str) -> None:
-        return None
-
-    async def fresh(self, probe_id: str) -> None:
-        raise KeyError(probe_id)
