@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 import redis
 
 from tests.servers.redis import RedisServer
@@ -84,3 +85,12 @@ def reset(client: redis.Redis, password: str) -> None:
     client.function_load(LIBRARY, replace=True)
     client.script_load(WRITE_SCRIPT)
     client.config_set("maxclients", "1000")
+
+
+@contextmanager
+def password_redis_in_env(workdir: Path) -> Iterator[ConfiguredRedis]:
+    """password_redis, with its password in PASSWORD_ENV for the block (the configs name it
+    as ${...}); for module fixtures, which cannot use the monkeypatch fixture."""
+    with password_redis(workdir) as started, pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PASSWORD_ENV, started.requirepass or "")
+        yield started

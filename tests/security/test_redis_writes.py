@@ -31,7 +31,7 @@ from tests.security.redis_servers import (
     VALUE,
     WRITE_SCRIPT,
     ConfiguredRedis,
-    password_redis,
+    password_redis_in_env,
     reset,
 )
 
@@ -261,8 +261,7 @@ def write_config(path: Path, server: ConfiguredRedis, items: list[Attack]) -> No
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("redis-sec")
-    with password_redis(workdir / "server") as server, pytest.MonkeyPatch.context() as mp:
-        mp.setenv(PASSWORD_ENV, server.requirepass or "")
+    with password_redis_in_env(workdir / "server") as server:
         admin = server.admin()
         reset(admin, server.requirepass or "")
         victim = server.sync_client()

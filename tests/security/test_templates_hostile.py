@@ -30,7 +30,7 @@ from tests.security.redis_servers import (
     PASSWORD_ENV,
     VALUE,
     ConfiguredRedis,
-    password_redis,
+    password_redis_in_env,
     reset,
 )
 
@@ -112,8 +112,7 @@ def _config_data(server: ConfiguredRedis, template: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredRedis]:
     workdir = tmp_path_factory.mktemp("redis-templates")
-    with password_redis(workdir) as started, pytest.MonkeyPatch.context() as mp:
-        mp.setenv(PASSWORD_ENV, started.requirepass or "")
+    with password_redis_in_env(workdir) as started:
         yield started
 
 
