@@ -68,14 +68,19 @@ def test_run_diagnose_output_has_no_secret(
     assert echo in text, text
 
 
+def _fresh_state(scenario: Scenario) -> str:
+    """No shell marker, the redis key at "before"; the audit text so far (to diff against)."""
+    scenario.marker.unlink(missing_ok=True)
+    with scenario.redis.sync_client() as client:
+        client.set(REDIS_KEY, "before")
+    return scenario.audit_text()
+
+
 @pytest.mark.parametrize("action", ["post", "set", "shell", "sql"])
 def test_run_action_output_and_audit_have_no_secret(
     scenario: Scenario, capsys: pytest.CaptureFixture[str], action: str
 ) -> None:
-    scenario.marker.unlink(missing_ok=True)
-    with scenario.redis.sync_client() as client:
-        client.set(REDIS_KEY, "before")
-    before = scenario.audit_text()
+    before = _fresh_state(scenario)
     code, text = _cli(scenario, capsys, "run", "leak", action, "--yes")
     assert leaks(text) == [], text
     assert "***" in text, text
@@ -96,10 +101,7 @@ def test_run_action_output_and_audit_have_no_secret(
 def test_read_only_refusal_is_audited_without_secret(
     scenario: Scenario, capsys: pytest.CaptureFixture[str], action: str
 ) -> None:
-    scenario.marker.unlink(missing_ok=True)
-    with scenario.redis.sync_client() as client:
-        client.set(REDIS_KEY, "before")
-    before = scenario.audit_text()
+    before = _fresh_state(scenario)
     code, text = _cli(scenario, capsys, "run", "leak", action, "--read-only", "--yes")
     assert code == 3, text
     assert leaks(text) == [], text
