@@ -78,8 +78,10 @@ class Runner:
         read_only: bool = False,
         clock: Clock | None = None,
         timeline: Timeline | None = None,
+        owns_pool: bool = False,
     ) -> None:
         self.config = config
+        self._owns_pool = owns_pool
         self.audit = audit
         self.timeline = timeline
         self._read_only = read_only
@@ -633,13 +635,17 @@ class Runner:
         )
 
     async def aclose(self) -> None:
-        """Close what executors hold of their own; the pool belongs to whoever made it."""
+        """Close what executors hold of their own, and the pool when it was given to own
+        (`owns_pool`); otherwise the pool belongs to whoever made it."""
         executors, self._executors = list(self._executors.values()), {}
         for executor in executors:
             closer = getattr(executor, "aclose", None)
             if closer is not None:
                 with contextlib.suppress(Exception):
                     await closer()
+        if self._owns_pool:
+            with contextlib.suppress(Exception):
+                await self._ctx.pool.aclose()
 
 
 def _name(step: PreparedStep) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,12 +34,16 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that moves only when a test says so; `sleep` waits until it has advanced."""
+    """A clock that moves only when a test says so; `sleep` waits until it has advanced.
+
+    A test may advance it from another thread than the sleeper's (the TUI's engine polls on
+    a thread of its own): each sleeper is woken on its own loop."""
 
     def __init__(self, start: float = 1000.0, wall_offset: float = 1_800_000_000.0) -> None:
         self._now = start
         self._wall_offset = wall_offset
         self._waiters: list[tuple[float, asyncio.Future[None]]] = []
+        self._lock = threading.Lock()
 
     def monotonic(self) -> float:
         return self._now
@@ -47,20 +52,31 @@ class ManualClock:
         return self._now + self._wall_offset
 
     def advance(self, seconds: float) -> None:
-        self._now += seconds
-        due = [w for w in self._waiters if w[0] <= self._now]
-        self._waiters = [w for w in self._waiters if w[0] > self._now]
+        with self._lock:
+            self._now += seconds
+            due = [w for w in self._waiters if w[0] <= self._now]
+            self._waiters = [w for w in self._waiters if w[0] > self._now]
+        here = asyncio.events._get_running_loop()
         for _, future in due:
-            if not future.done():
-                future.set_result(None)
+            loop = future.get_loop()
+            if loop is here:
+                _wake(future)
+            elif not loop.is_closed():
+                loop.call_soon_threadsafe(_wake, future)
 
     async def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._now + seconds, future))
+        with self._lock:
+            self._waiters.append((self._now + seconds, future))
         await future
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 @asynccontextmanager

@@ -1,12 +1,18 @@
-"""The event timeline: state changes (and later, actions and results) for the incident log."""
+"""The event timeline: state changes, actions and results, for the incident log.
+
+Both the engine's thread (state changes) and the UI's (actions) add to it; each listener is
+called on the loop it subscribed from (engine/listeners.py).
+"""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from opstui.engine.listeners import Listeners
 from opstui.states import State
 
 
@@ -44,24 +50,21 @@ class Timeline:
 
     def __init__(self, limit: int = 5000) -> None:
         self._events: deque[Event] = deque(maxlen=limit)
-        self._listeners: list[Listener] = []
+        self._lock = threading.Lock()
+        self._listeners: Listeners[Event] = Listeners()
 
     def add(self, event: Event) -> None:
-        self._events.append(event)
-        for listener in tuple(self._listeners):
-            listener(event)
+        with self._lock:
+            self._events.append(event)
+        self._listeners.notify(event)
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
-        self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+        """Call `listener` with every event added from now on, on the loop running here."""
+        return self._listeners.add(listener)
 
     def events(self) -> tuple[Event, ...]:
-        return tuple(self._events)
+        with self._lock:
+            return tuple(self._events)
 
     def __len__(self) -> int:
         return len(self._events)

@@ -110,7 +110,7 @@ class MirrorEngine(Engine):
         intervals = [config.interval_of(probe) for probe in config.probes]
         self.period = max(1.0, min(intervals)) if intervals else max(1.0, config.refresh)
         """Seconds between frames: the shortest probe interval, at least one second."""
-        self._loop: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self._frame_at: float | None = None
         self.fetch_error: str | None = None
@@ -137,12 +137,12 @@ class MirrorEngine(Engine):
     async def start(self) -> None:
         if self._running:
             return
-        self._running = True
+        self._adopt_loop()
         if self._mirror is None:
             from opstui.sources.prometheus import PrometheusClient
 
             self._mirror = PrometheusMirror(PrometheusClient(self.via.connection()), self.via)
-        self._loop = asyncio.create_task(self._run_mirror(), name="mirror")
+        self._reader = asyncio.create_task(self._run_mirror(), name="mirror")
         self._ticker = asyncio.create_task(self._tick_loop(), name="engine-ticker")
         count = len(self._order)
         self._control(
@@ -159,8 +159,8 @@ class MirrorEngine(Engine):
     async def stop(self) -> None:
         if self._running:
             self._running = False
-            tasks = [t for t in (self._loop, self._ticker) if t is not None]
-            self._loop = self._ticker = None
+            tasks = [t for t in (self._reader, self._ticker) if t is not None]
+            self._reader = self._ticker = None
             await cancel_and_wait(tasks)
             self._control("stopped reading Prometheus")
         if self._own_client and self._mirror is not None:
@@ -170,32 +170,27 @@ class MirrorEngine(Engine):
 
     # --- control -----------------------------------------------------------------------------
 
-    def pause(self) -> None:
-        if self._paused:
-            return
-        self._paused = True
+    # pause(), resume(), refresh() and tick() are the Engine's (callable from any thread);
+    # what they do here, on the home loop:
+
+    def _apply_pause(self) -> None:
         self._control("paused reading Prometheus")
         self._republish(force=True)
 
-    def resume(self) -> None:
-        if not self._paused:
-            return
-        self._paused = False
+    def _apply_resume(self) -> None:
         self._control("resumed reading Prometheus")
         self._wakeup.set()
         self._republish(force=True)
 
-    def refresh(self, probe_id: str | None = None) -> None:
+    def _apply_refresh(self, probe_id: str | None) -> None:
         """Read Prometheus now: one query answers for every probe."""
-        if probe_id is not None and probe_id not in self._trackers:
-            raise KeyError(probe_id)
         self._wakeup.set()
         self._control(f"refresh {probe_id}" if probe_id else "refresh all", probe_id)
 
     def ingest(self, probe_id: str, outcome: Reading | ProbeError) -> ProbeSnapshot:
         raise TypeError("the Prometheus-backed view takes frames (apply), not poll outcomes")
 
-    def tick(self) -> None:
+    def _apply_tick(self) -> None:
         """Turn panels STALE once Prometheus has been unreadable for too long."""
         self._republish(force=False)
 

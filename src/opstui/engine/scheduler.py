@@ -20,11 +20,18 @@ timeline, exporter label or `check` line.
 
 Listeners get a new snapshot only when something visible changed (state, reading, error,
 pending countdown second, paused...) or a poll finished, which keeps a 200-probe wall cheap.
+
+The engine may run on a thread of its own (engine/thread.py: the TUI does this, so keys and
+drawing never queue behind polls). Its home is the loop start() ran on; every listener is
+called on the loop it subscribed from (engine/listeners.py), and the control methods (pause,
+resume, refresh, tick, ingest) may be called from any thread: they take effect on the home
+loop. `paused` flips at once for the caller, so a header drawn right after `p` is true.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import math
 import random
@@ -36,6 +43,7 @@ from opstui.config.models import Config
 from opstui.config.types import format_duration
 from opstui.engine.clock import Clock, SystemClock, clock_timeout
 from opstui.engine.events import Event, EventKind, Timeline
+from opstui.engine.listeners import Listeners, running_loop
 from opstui.engine.snapshot import ProbeSnapshot
 from opstui.engine.tracker import ProbeTracker
 from opstui.redaction import Redactor, redactor_for
@@ -53,6 +61,8 @@ TICK = 1.0
 STOP_TIMEOUT = 5.0
 """stop() waits this long for the poll loops to end before giving up on the stragglers."""
 RECANCEL = 0.5
+INGEST_WAIT = 5.0
+"""Seconds ingest() from another thread waits for the engine's loop to take the outcome."""
 _REASON_LIMIT = 80
 
 
@@ -226,7 +236,9 @@ class Engine:
         now = self.clock.monotonic()
         self._snapshots = {pid: t.evaluate(now) for pid, t in self._trackers.items()}
         self._keys = {pid: _visible_key(s) for pid, s in self._snapshots.items()}
-        self._listeners: list[SnapshotListener] = []
+        self._listeners: Listeners[ProbeSnapshot] = Listeners(self._listener_failed)
+        self._home: asyncio.AbstractEventLoop | None = None
+        """The loop start() ran on (see the module docstring); None before start()."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._ticker: asyncio.Task[None] | None = None
         self._wakers: dict[str, asyncio.Future[None]] = {}
@@ -240,7 +252,7 @@ class Engine:
         """Start one poll loop per probe and the ticker; calling it again does nothing."""
         if self._running:
             return
-        self._running = True
+        self._adopt_loop()
         sources = self._build_sources()
         count = len(sources)
         for pid, source in sources.items():
@@ -251,7 +263,7 @@ class Engine:
             self._tasks[pid] = asyncio.create_task(self._run(pid, source), name=f"poll:{pid}")
         self._ticker = asyncio.create_task(self._tick_loop(), name="engine-ticker")
         self._control(f"started polling {count} probe{'s' if count != 1 else ''}")
-        self.tick()  # publish the scheduled first polls
+        self._apply_tick()  # publish the scheduled first polls
 
     async def stop(self) -> None:
         """Cancel every loop and close the shared clients; safe to call twice."""
@@ -267,6 +279,27 @@ class Engine:
             self._event(EventKind.ERROR, f"did not stop in time: {', '.join(stuck)}")
         await self._pool.aclose()
         self._control("stopped polling")
+
+    def _adopt_loop(self) -> None:
+        """Make the running loop this engine's home (start() of every engine kind)."""
+        self._home = asyncio.get_running_loop()
+        self._running = True
+
+    def _is_home(self) -> bool:
+        """True when a call may touch the engine's state directly: on its home loop, or when
+        it has none (never started) or its home loop has closed."""
+        home = self._home
+        return home is None or home.is_closed() or running_loop() is home
+
+    def _at_home(self, call: Callable[[], None]) -> None:
+        """Run `call` now when on the home loop (or when there is none), else soon there."""
+        if self._is_home():
+            call()
+            return
+        home = self._home
+        assert home is not None
+        with contextlib.suppress(RuntimeError):  # the home loop closed: nothing left to do
+            home.call_soon_threadsafe(call)
 
     def _build_sources(self) -> dict[str, Source]:
         """Sources to poll, by probe id. A probe whose source cannot be built goes ERROR."""
@@ -285,14 +318,12 @@ class Engine:
     # --- reading state -----------------------------------------------------------------------
 
     def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
-        """Call `listener` with every published snapshot; returns the unsubscribe function."""
-        self._listeners.append(listener)
+        """Call `listener` with every published snapshot, on the loop running here (on the
+        engine's own, when none runs); returns the unsubscribe function."""
+        return self._listeners.add(listener)
 
-        def unsubscribe() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return unsubscribe
+    def _listener_failed(self, listener: SnapshotListener, exc: Exception) -> None:
+        self._event(EventKind.ERROR, f"listener failed: {short_reason(exc)}")
 
     def snapshot(self, probe_id: str) -> ProbeSnapshot:
         return self._snapshots[probe_id]
@@ -335,16 +366,22 @@ class Engine:
         if self._paused:
             return
         self._paused = True
-        for tracker in self._trackers.values():
-            tracker.paused = True
-        self._control("paused polling")
-        self.tick()
+        self._at_home(self._apply_pause)
 
     def resume(self) -> None:
         """Polls restart; probes that missed polls while paused poll soon, spread out."""
         if not self._paused:
             return
         self._paused = False
+        self._at_home(self._apply_resume)
+
+    def _apply_pause(self) -> None:
+        for tracker in self._trackers.values():
+            tracker.paused = True
+        self._control("paused polling")
+        self._apply_tick()
+
+    def _apply_resume(self) -> None:
         now = self.clock.monotonic()
         count = len(self._tasks)
         for pid, tracker in self._trackers.items():
@@ -355,7 +392,7 @@ class Engine:
                 tracker.next_poll_at = now + self._rng.uniform(0.0, window)
             self._wake(pid)
         self._control("resumed polling")
-        self.tick()
+        self._apply_tick()
 
     @property
     def clients(self) -> ClientPool:
@@ -364,9 +401,12 @@ class Engine:
 
     def refresh(self, probe_id: str | None = None) -> None:
         """Poll now (one probe or all), even while paused; never overlaps a poll in flight."""
-        targets = self._order if probe_id is None else [probe_id]
         if probe_id is not None and probe_id not in self._trackers:
             raise KeyError(probe_id)
+        self._at_home(lambda: self._apply_refresh(probe_id))
+
+    def _apply_refresh(self, probe_id: str | None) -> None:
+        targets = self._order if probe_id is None else [probe_id]
         for pid in targets:
             if pid in self._tasks:  # probes without a running loop have nothing to refresh
                 self._refresh.add(pid)
@@ -374,11 +414,28 @@ class Engine:
         self._control(f"refresh {probe_id}" if probe_id is not None else "refresh all", probe_id)
 
     def ingest(self, probe_id: str, outcome: Reading | ProbeError) -> ProbeSnapshot:
-        """Take one poll outcome as if a poll ended now; publishes and returns the snapshot."""
-        return self._ingest(probe_id, outcome, None)
+        """Take one poll outcome as if a poll ended now; publishes and returns the snapshot
+        (from another thread: waits, at most INGEST_WAIT s, for the home loop to take it)."""
+        if self._is_home():
+            return self._ingest(probe_id, outcome, None)
+        home = self._home
+        assert home is not None
+        done: concurrent.futures.Future[ProbeSnapshot] = concurrent.futures.Future()
+
+        def take() -> None:
+            try:
+                done.set_result(self._ingest(probe_id, outcome, None))
+            except Exception as exc:
+                done.set_exception(exc)
+
+        home.call_soon_threadsafe(take)
+        return done.result(timeout=INGEST_WAIT)
 
     def tick(self) -> None:
         """Re-evaluate time-based states (stale, pending firing, countdowns); publish changes."""
+        self._at_home(self._apply_tick)
+
+    def _apply_tick(self) -> None:
         now = self.clock.monotonic()
         for pid in self._order:
             self._publish(pid, self._trackers[pid].evaluate(now), force=False)
@@ -405,11 +462,7 @@ class Engine:
         self._keys[probe_id] = key
         if snapshot.state is not old.state:
             self._state_event(probe_id, old.state, snapshot)
-        for listener in tuple(self._listeners):
-            try:
-                listener(snapshot)
-            except Exception as exc:
-                self._event(EventKind.ERROR, f"listener failed: {short_reason(exc)}", probe_id)
+        self._listeners.notify(snapshot)
 
     def _state_event(self, probe_id: str, old: State, snapshot: ProbeSnapshot) -> None:
         cause = self.cause(probe_id, snapshot)
@@ -515,7 +568,7 @@ class Engine:
         while True:
             await self.clock.sleep(TICK)
             try:
-                self.tick()
+                self._apply_tick()
             except Exception as exc:
                 self._event(EventKind.ERROR, f"tick: {short_reason(exc)}")
 

@@ -1,9 +1,11 @@
 """The Textual app: themes, the dashboard, global keys, the bell, and the engine's lifetime.
 
-The app is one consumer of the engine: it subscribes to snapshots and routes them to the
-dashboard it holds (never through DOM queries, a modal may be on top), rings the bell on
-entry to crit from the engine's timeline, and owns the UI's two timers: one that moves ages
-once a second, and one that hands queued snapshots to the dashboard a few times a second.
+The app is one consumer of the engine, which polls on a thread of its own (engine/thread.py),
+so keys and drawing never queue behind polls. It subscribes to snapshots (delivered on the
+app's loop in batches) and routes them to the dashboard it holds (never through DOM queries,
+a modal may be on top), rings the bell on entry to crit from the engine's timeline, and owns
+the UI's two timers: one that moves ages once a second, and one that hands queued snapshots
+to the dashboard a few times a second.
 
 Queuing matters for cost: 24 probes polled at 1 Hz finish at 24 different moments, and
 drawing each on arrival means 24 screen updates a second; drawing what arrived in the last
@@ -29,6 +31,7 @@ from textual.timer import Timer
 from opstui.engine.events import Event, EventKind
 from opstui.engine.scheduler import Engine
 from opstui.engine.snapshot import ProbeSnapshot
+from opstui.engine.thread import EngineThread
 from opstui.states import State
 from opstui.ui import memory
 from opstui.ui.dashboard import DashboardScreen
@@ -84,6 +87,7 @@ class OpstuiApp(App[int]):
         self._runner = runner
         """The actions runner (the one gate). `opstui` passes one built by build_runner; when
         none is given (tests, embedding) one is built on first use."""
+        self._engine_thread: EngineThread | None = None
         self._report_audit = runner is not None
         self.read_only = read_only or engine.config.read_only or wall is not None
         self.poll = poll
@@ -133,7 +137,8 @@ class OpstuiApp(App[int]):
         if self.wall is not None and self.wall.rotate > 0 and len(self.dashboard.views) > 1:
             self.rotation = self.set_interval(self.wall.rotate, self.rotate_view)
         if self.poll:
-            await self.engine.start()
+            self._engine_thread = EngineThread(self.engine)
+            await self._engine_thread.start()
         if self._report_audit and self._runner is not None:
             self._report_unfinished(self._runner)
 
@@ -168,7 +173,11 @@ class OpstuiApp(App[int]):
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.aclose()
-        await self.engine.stop()
+        engine_thread, self._engine_thread = self._engine_thread, None
+        if engine_thread is not None:
+            await engine_thread.stop()
+        else:
+            await self.engine.stop()
 
     async def action_quit(self) -> None:
         await self._shutdown_engine()
@@ -347,16 +356,20 @@ class OpstuiApp(App[int]):
 
 
 def build_runner(engine: Engine, *, read_only: bool) -> Runner:
-    """The TUI's runner: the engine's clients and readings, its clock and timeline, the
-    config's audit log (or the user state dir's)."""
+    """The TUI's runner: clients of its own (on the UI's loop: the engine's live on the
+    engine's thread, and a runbook must never take the connections the panels poll with),
+    the engine's readings, clock and timeline, the config's audit log (or the user state
+    dir's)."""
     from opstui.actions.audit import AuditLog
     from opstui.actions.probe_readers import EngineProbeReader
     from opstui.actions.runner import Runner
+    from opstui.sources.registry import ClientPool
 
     config = engine.config
     return Runner(
         config,
-        pool=engine.clients,
+        pool=ClientPool(),
+        owns_pool=True,
         probes=EngineProbeReader(engine),
         audit=AuditLog(AuditLog.default_path(config)),
         read_only=read_only or config.read_only,
