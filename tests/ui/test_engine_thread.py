@@ -91,6 +91,11 @@ async def until(condition: Any, what: str, seconds: float = WAIT) -> None:
         await asyncio.sleep(0.05)
 
 
+def header_text(app: OpstuiApp) -> str:
+    info = app.dashboard.header.info
+    return "\n".join(line.plain for line in info.layout_lines(info.content_size.width))
+
+
 def panel_text(app: OpstuiApp, probe_id: str) -> str:
     [panel] = [p for p in app.dashboard.current_grid.panels() if p.probe_id == probe_id]
     return "\n".join(panel.visible_lines())
@@ -115,6 +120,8 @@ async def test_keys_and_drawing_go_on_while_a_poll_blocks_the_engine_loop() -> N
             # The panels keep moving (ages count up) while no poll can land.
             await until(lambda: panel_text(app, "live") != before, "the live panel redrawn")
             assert source.wedged.is_set(), "the poll must still be blocked"
+            # No panel can change meanwhile, and the header says so.
+            await until(lambda: "POLLING STALLED" in header_text(app), "the stall shown")
             await pilot.press("question_mark")
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
@@ -126,6 +133,7 @@ async def test_keys_and_drawing_go_on_while_a_poll_blocks_the_engine_loop() -> N
             value = engine.snapshot("live").value
             source.release.set()
             await until(lambda: engine.snapshot("live").value != value, "polling resumed")
+            await until(lambda: "STALLED" not in header_text(app), "the stall flag gone")
     finally:
         source.release.set()
 
@@ -147,5 +155,6 @@ async def test_other_panels_keep_polling_while_a_sync_client_blocks_its_thread()
             await pilot.pause()
             assert isinstance(app.screen, HelpScreen)
             assert source.wedged.is_set()
+            assert "STALLED" not in header_text(app)  # the engine's own loop still moves
     finally:
         source.release.set()

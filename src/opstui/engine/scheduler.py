@@ -63,6 +63,9 @@ STOP_TIMEOUT = 5.0
 RECANCEL = 0.5
 INGEST_WAIT = 5.0
 """Seconds ingest() from another thread waits for the engine's loop to take the outcome."""
+STALL_AFTER = 3 * TICK
+"""A running engine whose loop has not ticked for this long is stalled (a poll blocking
+its loop): the UI says so, since no panel can change meanwhile."""
 _REASON_LIMIT = 80
 
 
@@ -245,6 +248,8 @@ class Engine:
         self._refresh: set[str] = set()
         self._paused = False
         self._running = False
+        self._heartbeat = now
+        """Monotonic time the home loop last ticked or took an outcome."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -283,6 +288,7 @@ class Engine:
     def _adopt_loop(self) -> None:
         """Make the running loop this engine's home (start() of every engine kind)."""
         self._home = asyncio.get_running_loop()
+        self._heartbeat = self.clock.monotonic()
         self._running = True
 
     def _is_home(self) -> bool:
@@ -354,6 +360,14 @@ class Engine:
     def origin_error(self) -> str | None:
         """Why `origin` cannot be read right now (None while it answers, or without one)."""
         return None
+
+    def stalled_for(self) -> float | None:
+        """Seconds the running engine's loop has not moved for, once past STALL_AFTER (a
+        poll blocking it); None while it moves or when it is not running."""
+        if not self._running:
+            return None
+        idle = self.clock.monotonic() - self._heartbeat
+        return idle if idle > STALL_AFTER else None
 
     def cause(self, probe_id: str, snapshot: ProbeSnapshot) -> str | None:
         """A short why for `snapshot.state`, for the timeline's state-change events."""
@@ -446,7 +460,7 @@ class Engine:
         self, probe_id: str, outcome: Reading | ProbeError, latency: float | None
     ) -> ProbeSnapshot:
         tracker = self._trackers[probe_id]
-        now = self.clock.monotonic()
+        now = self._heartbeat = self.clock.monotonic()
         outcome = scrub_outcome(outcome, self.redactor)
         tracker.observe(outcome, now, self.clock.wall(), latency=latency)
         snapshot = tracker.evaluate(now)
@@ -567,6 +581,7 @@ class Engine:
     async def _tick_loop(self) -> None:
         while True:
             await self.clock.sleep(TICK)
+            self._heartbeat = self.clock.monotonic()
             try:
                 self._apply_tick()
             except Exception as exc:

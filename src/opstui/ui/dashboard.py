@@ -301,9 +301,15 @@ class DashboardScreen(Screen[None]):
     def tick(self) -> None:
         """Once a second: the clock, and the ages/countdowns of the visible view's panels."""
         self.header.clock.tick()
+        info = self.header.info
         down = self.engine.origin_error is not None
-        if down is not self.header.info.model.origin_down:
-            self.header.info.update_model(origin_down=down)
+        if down is not info.model.origin_down:
+            info.update_model(origin_down=down)
+        stalled = self.engine.stalled_for()
+        if stalled is not None:
+            stalled = float(int(stalled))  # whole seconds: one repaint a second at most
+        if stalled != info.model.stalled:
+            info.update_model(stalled=stalled)
         if self.grids:
             for panel in self.current_grid.panels():
                 panel.tick()

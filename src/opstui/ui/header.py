@@ -21,7 +21,7 @@ from textual.geometry import Size
 from textual.widget import Widget
 
 from opstui.states import State
-from opstui.ui.format import fit_parts, state_label, truncate
+from opstui.ui.format import fit_parts, format_age, state_label, truncate
 
 SEPARATOR = " │ "
 RO_TEXT = "[RO]🔒"
@@ -62,6 +62,9 @@ class HeaderModel:
     """`via prometheus host:9090` when the panels are not polled by this process."""
     origin_down: bool = False
     """The origin cannot be read: the flag turns red and says so."""
+    stalled: float | None = None
+    """Seconds polling has not moved (a poll blocking the engine's loop): no panel can
+    change meanwhile, so the header says so in red."""
 
 
 def origin_text(origin: str, down: bool) -> str:
@@ -72,6 +75,11 @@ def origin_text(origin: str, down: bool) -> str:
         words = shown.split(" ")
         shown = " ".join([*words[:-1], "UNREACHABLE"]) if len(words) > 1 else "UNREACHABLE"
     return f"⇄ {shown}"
+
+
+def stalled_text(seconds: float) -> str:
+    """`⚠ POLLING STALLED 12s`."""
+    return f"⚠ POLLING STALLED {format_age(seconds)}"
 
 
 def summary_entries(counts: dict[State, int]) -> list[tuple[State, str]]:
@@ -163,6 +171,8 @@ class HeaderInfo(Widget):
             down = self.model.origin_down
             style = "header--crit" if down else "header--view"
             flags.append((origin_text(self.model.origin, down), style))
+        if self.model.stalled is not None:
+            flags.append((stalled_text(self.model.stalled), "header--crit"))
         return flags
 
     def _views_text(self, width: int) -> Text:
