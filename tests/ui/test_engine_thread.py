@@ -158,3 +158,17 @@ async def test_other_panels_keep_polling_while_a_sync_client_blocks_its_thread()
             assert "STALLED" not in header_text(app)  # the engine's own loop still moves
     finally:
         source.release.set()
+
+
+async def test_the_tuis_runner_has_clients_of_its_own() -> None:
+    """The engine's clients live on the engine's loop; a runbook's steps run on the UI's.
+    Sharing them would cross loops, and a diagnose step would take the connections the
+    panels poll with."""
+    from opstui.ui.app import build_runner
+
+    engine, _ = wedge_engine("loop")
+    runner = build_runner(engine, read_only=True)
+    try:
+        assert runner.context.pool is not engine.clients
+    finally:
+        await runner.aclose()
