@@ -50,11 +50,15 @@ class Terminal:
         os.close(slave)
         self._chunks: list[bytes] = []
         self._lock = threading.Lock()
+        self._holding = threading.Event()
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
 
     def _drain(self) -> None:
         while True:
+            if self._holding.is_set():  # a terminal that stopped reading (a stuck ssh link)
+                time.sleep(0.05)
+                continue
             try:
                 data = os.read(self.master, 65536)
             except OSError:
@@ -77,6 +81,14 @@ class Terminal:
                 break
             time.sleep(0.1)
         raise AssertionError(f"never saw {text!r}; output was:\n{self.output()[-2000:]}")
+
+    def hold(self) -> None:
+        """Stop reading: once the pty's buffer is full, every write the app makes blocks."""
+        self._holding.set()
+
+    def resize(self, rows: int, cols: int) -> None:
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        self.process.send_signal(signal.SIGWINCH)
 
     def hang_up(self) -> None:
         """Close our side, as a terminal emulator or sshd does when its window goes away."""
@@ -144,3 +156,17 @@ def test_signal_ends_the_wall_cleanly(wall: Terminal, sig: signal.Signals, code:
 def test_terminal_going_away_ends_the_wall(wall: Terminal) -> None:
     wall.hang_up()
     assert exit_code(wall) == 128 + signal.SIGHUP
+
+
+def test_sigterm_ends_it_even_while_its_writes_to_the_terminal_block(wall: Terminal) -> None:
+    """A terminal that stops reading (a stalled ssh link) blocks Textual's writer, then the
+    app's own thread; the signal must still end the process (ui/run.py EXIT_DEADLINE)."""
+    from opstui.ui.run import EXIT_DEADLINE
+
+    wall.hold()
+    for step in range(40):  # full redraws at growing sizes fill the pty's buffer quickly
+        wall.resize(30 + step, 100 + 2 * step)
+        time.sleep(0.05)
+    time.sleep(1.0)
+    wall.process.send_signal(signal.SIGTERM)
+    assert exit_code(wall, timeout=EXIT_DEADLINE + 8) == 128 + signal.SIGTERM

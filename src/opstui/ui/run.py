@@ -4,15 +4,21 @@ Whatever goes wrong, the terminal gets one line and the log file gets the detail
 terminal goes away (SIGHUP: the ssh session dropped, the tmux pane closed) or the process is
 asked to stop (SIGTERM), the app leaves as on `q`: the engine stops, the terminal is restored
 as far as it still exists, and the exit code is 128 + the signal (129, 143), no traceback.
+If the app has not left EXIT_DEADLINE seconds after the signal (its main thread blocked: a
+write to a terminal that is gone can wait for good), the process ends there and then: a
+poller left running after a dropped SSH session is worse than a skipped clean-up (audit
+lines are fsync'd one by one, so none is lost).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -38,6 +44,10 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+EXIT_DEADLINE = 4.0
+"""Seconds after SIGHUP/SIGTERM before the process ends whatever the app is doing."""
+TERMINAL_RESET = b"\x1b[?1049l\x1b[?25h"
+"""Leave the alternate screen, show the cursor: what a terminal still there needs most."""
 
 _WALL: ContextVar[WallOptions | None] = ContextVar("opstui_wall", default=None)
 
@@ -58,8 +68,15 @@ def exit_on_signals(app: OpstuiApp) -> Iterator[None]:
     """SIGHUP and SIGTERM make the app exit with 128 + the signal while it runs; the
     handlers that were there before (a caller's, the default) come back afterwards."""
 
+    deadline: list[threading.Timer] = []
+
     def handler(signum: int, _frame: FrameType | None) -> None:
         app.exit_on_signal(128 + signum)
+        if not deadline:
+            timer = threading.Timer(EXIT_DEADLINE, _hard_exit, (128 + signum,))
+            timer.daemon = True
+            timer.start()
+            deadline.append(timer)
 
     previous: dict[signal.Signals, object] = {}
     for sig in EXIT_SIGNALS:
@@ -71,6 +88,16 @@ def exit_on_signals(app: OpstuiApp) -> Iterator[None]:
         for sig, old in previous.items():
             with contextlib.suppress(ValueError, OSError, TypeError):
                 signal.signal(sig, old)  # type: ignore[arg-type]
+
+
+def _hard_exit(code: int) -> None:
+    """The app did not leave in time after a signal: end the process now."""
+    log.error("did not exit within %.0fs of the signal: leaving at once", EXIT_DEADLINE)
+    with contextlib.suppress(OSError, ValueError):
+        fd = sys.__stdout__.fileno() if sys.__stdout__ else 1
+        os.set_blocking(fd, False)  # a terminal that stopped reading must not hold us here
+        os.write(fd, TERMINAL_RESET)
+    os._exit(code)
 
 
 def log_file() -> Path:
