@@ -270,3 +270,22 @@ def test_unknown_field_is_a_config_error() -> None:
             {"kind": "redis_info", "id": "i", "connection": "r", "value": "used_cpu"}
         )
     assert "redis_info has no field 'used_cpu'" in str(caught.value)
+
+
+async def test_polls_wait_for_a_free_connection_instead_of_failing(
+    redis_server: RedisServer,
+) -> None:
+    """More probes than pooled connections poll at once (an untuned Sidekiq config): each
+    waits for a connection within its deadline; none says "pool exhausted"."""
+    conn = RedisConnection.model_validate(
+        {"kind": "redis", "url": redis_server.url, "timeout": "5s", "max_connections": 1}
+    )
+    client = RedisClient(conn)
+    try:
+        replies = await asyncio.gather(
+            *(client.execute("PING") for _ in range(20)), return_exceptions=True
+        )
+    finally:
+        await client.aclose()
+    assert [r for r in replies if isinstance(r, BaseException)] == []
+    assert replies == [True] * 20
