@@ -320,6 +320,10 @@ def close_runbook(tui: PtyProcess) -> None:
     tui.pump(1.0)
 
 
+CONFIRM_TIMEOUT = 20.0
+"""A modal later than this (400x the budget) counts as not drawn: the run fails."""
+
+
 def confirm_samples(tui: PtyProcess, repeat: int) -> list[float]:
     """On the runbook screen: `repeat` times S (the mutating action) until the confirm modal
     is drawn, in ms; each modal is cancelled with Escape, so nothing runs."""
@@ -328,7 +332,8 @@ def confirm_samples(tui: PtyProcess, repeat: int) -> list[float]:
         tui.pump(0.2)  # drain whatever the polls drew meanwhile
         sent = time.monotonic()
         tui.send(b"S")
-        seen = expect(tui, CONFIRM_MARKER, 5, "the confirm modal did not appear on S")
+        seen = expect(tui, CONFIRM_MARKER, CONFIRM_TIMEOUT,
+                      "the confirm modal did not appear on S")
         samples.append((seen - sent) * 1000)
         tui.pump(0.2)  # the preview worker finishes drawing
         tui.send(b"\x1b")  # Escape: Cancel, nothing runs
