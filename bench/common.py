@@ -1,15 +1,40 @@
-"""Shared bench plumbing: a counting health server in its own process, CPU accounting."""
+"""Shared bench plumbing: a counting health server in its own process, CPU and memory of a
+process, the real TUI in a pseudo-terminal, the confirm-modal latency machinery, and the bare
+aiohttp loop used as an anchor."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import resource
+import select
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+TERM = "xterm-256color"
+CONFIRM_MARKER = b"Confirm:"
+"""The confirm modal's title: it is drawn, the modal is up."""
+PAUSED_MARKER = b"PAUSED"
+"""What the header shows once `p` paused polling."""
+
+
+class BenchError(Exception):
+    """What a bench measures did not happen: the run is void (one line, non-zero exit)."""
+
+
+def run_bench(main: Callable[[], int]) -> int:
+    """Run `main`; a BenchError becomes one line on stderr and exit status 1."""
+    try:
+        return main()
+    except BenchError as exc:
+        name = os.path.basename(sys.argv[0])
+        print(f"{name}: FAILED: {exc}", file=sys.stderr)
+        return 1
 
 SERVER_CODE = r"""
 import asyncio, json, socket, sys
@@ -86,10 +111,11 @@ class Usage:
         return 100.0 * (self._cpu() - self.cpu0) / wall if wall > 0 else 0.0
 
 
-def rss_mib(pid: int | None = None) -> float:
+def rss_mib(pid: int | None = None, field: str = "VmRSS") -> float:
+    """A memory figure of /proc/<pid>/status in MiB: VmRSS (now) or VmHWM (peak RSS)."""
     with open(f"/proc/{pid or os.getpid()}/status", encoding="ascii") as handle:
         for line in handle:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -169,6 +195,34 @@ class PtyProcess:
         os.close(self.master)
 
 
+def tui_env(truecolor: bool = False) -> dict[str, str]:
+    """This environment with TERM=xterm-256color (256 colours) unless `truecolor`."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLORTERM", "NO_COLOR")}
+    env["TERM"] = TERM
+    if truecolor:
+        env["COLORTERM"] = "truecolor"
+    return env
+
+
+def opstui_argv(config: str) -> list[str]:
+    return [sys.executable, "-m", "opstui", "--config", config]
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """"80x24,160x50" -> [(80, 24), (160, 50)] (columns, rows)."""
+    sizes = []
+    for part in text.split(","):
+        cols, _, rows = part.strip().lower().partition("x")
+        sizes.append((int(cols), int(rows)))
+    return sizes
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return ordered[index]
+
+
 def write_health_config(path: str, url: str, probes: int, interval: float) -> None:
     lines = [
         "title: bench",
@@ -183,3 +237,204 @@ def write_health_config(path: str, url: str, probes: int, interval: float) -> No
         )
     with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines) + "\n")
+
+
+# --- the confirm modal: key press to drawn modal, in the real TUI --------------------------
+
+
+def add_runbook(path: str, audit: str, probe: str = "svc-000", connection: str = "svc") -> None:
+    """Append a runbook with one mutating HTTP POST action on key S to a config file (its
+    top level). Never executed: the benches cancel every confirm with Escape."""
+    lines = [
+        f"audit_log: '{audit}'",
+        "runbooks:",
+        "  - id: bench",
+        "    title: Bench runbook",
+        f"    probes: [{probe}]",
+        "    actions:",
+        f"      - {{id: scale, key: S, title: Bench scale, kind: http, connection: {connection},",
+        "         method: POST, path: /scale, json: {count: 8}, verb: Scale}",
+    ]
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+
+
+def until_marker(tui: PtyProcess, needle: bytes, timeout: float) -> float | None:
+    """Monotonic time at which `needle` first shows in the output read from now, or None.
+
+    Reads as soon as bytes arrive (no fixed polling step), so the figure has sub-ms
+    resolution; the needle may straddle two reads, hence the small overlap kept.
+    """
+    deadline = time.monotonic() + timeout
+    tail = b""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        ready, _, _ = select.select([tui.master], [], [], left)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(tui.master, 65536)
+        except OSError:
+            return None
+        seen = time.monotonic()
+        tui.total += len(chunk)
+        if needle in tail + chunk:
+            return seen
+        tail = (tail + chunk)[-len(needle) :]
+
+
+def expect(tui: PtyProcess, needle: bytes, timeout: float, what: str) -> float:
+    """until_marker, or BenchError(`what`) when the needle does not show."""
+    seen = until_marker(tui, needle, timeout)
+    if seen is None:
+        raise BenchError(f"{what} ({needle.decode(errors='replace')!r} not drawn "
+                         f"within {timeout:g}s)")
+    return seen
+
+
+def first_frame(tui: PtyProcess, needle: bytes, timeout: float = 30.0) -> float:
+    """Seconds from now to a frame showing `needle` (a probe title); BenchError if none."""
+    seen = tui.wait_for(needle, timeout=timeout)
+    if seen is None:
+        code = tui.proc.poll()
+        raise BenchError("no first frame: " + (f"the TUI exited with status {code}"
+                         if code is not None else f"{needle.decode()!r} not drawn in {timeout:g}s"))
+    return seen
+
+
+def open_runbook(tui: PtyProcess) -> None:
+    """From the dashboard: `r` opens the runbook palette, enter the (only) runbook."""
+    tui.send(b"r")
+    expect(tui, b"Runbooks", 10, "the runbook palette did not open on r")
+    tui.pump(0.3)
+    tui.send(b"\r")
+    expect(tui, b"Bench scale", 10, "the runbook screen did not open on enter")
+    tui.pump(1.0)
+
+
+def close_runbook(tui: PtyProcess) -> None:
+    """Escape from the runbook screen back to the dashboard."""
+    tui.send(b"\x1b")
+    tui.pump(1.0)
+
+
+CONFIRM_TIMEOUT = 20.0
+"""A modal later than this (400x the budget) counts as not drawn: the run fails."""
+
+
+def confirm_samples(tui: PtyProcess, repeat: int) -> list[float]:
+    """On the runbook screen: `repeat` times S (the mutating action) until the confirm modal
+    is drawn, in ms; each modal is cancelled with Escape, so nothing runs."""
+    samples: list[float] = []
+    for _ in range(repeat):
+        tui.pump(0.2)  # drain whatever the polls drew meanwhile
+        sent = time.monotonic()
+        tui.send(b"S")
+        seen = expect(tui, CONFIRM_MARKER, CONFIRM_TIMEOUT,
+                      "the confirm modal did not appear on S")
+        samples.append((seen - sent) * 1000)
+        tui.pump(0.2)  # the preview worker finishes drawing
+        tui.send(b"\x1b")  # Escape: Cancel, nothing runs
+        tui.pump(0.4)
+    return samples
+
+
+def pause_polling(tui: PtyProcess, count: Callable[[], int], settle: float,
+                  watch: float = 2.0) -> None:
+    """On the dashboard: `p`, until the header shows PAUSED; then, after `settle` seconds
+    for the polls in flight to land, checks that `count` (requests at a server) stands
+    still for `watch` seconds. BenchError if either does not happen."""
+    tui.send(b"p")
+    expect(tui, PAUSED_MARKER, 5, "the header did not show PAUSED after p")
+    tui.pump(settle)
+    before = count()
+    tui.pump(watch)
+    moved = count() - before
+    if moved:
+        raise BenchError(f"polling did not pause on p: {moved} requests in {watch:g}s after")
+
+
+@dataclass
+class ModalFigures:
+    """Confirm-modal latency samples (ms) with polling on and paused, and the poll rate the
+    server saw during each."""
+
+    polling: list[float]
+    paused: list[float]
+    polling_rate: float
+    paused_rate: float
+
+
+def modal_polling_and_paused(tui: PtyProcess, count: Callable[[], int], repeat: int,
+                             settle: float) -> ModalFigures:
+    """From the dashboard: the confirm latency while polling, then (back on the dashboard,
+    `p`) the same paused. Fails if no requests reached the server while polling."""
+
+    def phase() -> tuple[list[float], float]:
+        open_runbook(tui)
+        count0, wall0 = count(), time.monotonic()
+        samples = confirm_samples(tui, repeat)
+        rate = (count() - count0) / (time.monotonic() - wall0)
+        close_runbook(tui)
+        return samples, rate
+
+    polling, polling_rate = phase()
+    if polling_rate <= 0:
+        raise BenchError("no requests reached the server while measuring with polling on")
+    pause_polling(tui, count, settle)
+    paused, paused_rate = phase()
+    return ModalFigures(polling, paused, polling_rate, paused_rate)
+
+
+def modal_verdict(figures: ModalFigures, budget_ms: float, ratio_budget: float) -> str:
+    """One line: p95 polling beside p95 paused, the ratio, and both budgets."""
+    p95, anchor = percentile(figures.polling, 0.95), percentile(figures.paused, 0.95)
+    ratio = p95 / anchor if anchor > 0 else float("inf")
+    return (f"p95 polling {p95:.1f} ms vs paused {anchor:.1f} ms: {ratio:.2f}x "
+            f"(budget p95 <= {budget_ms:g} ms: {'ok' if p95 <= budget_ms else 'OVER'}; "
+            f"<= {ratio_budget:g}x paused: {'ok' if ratio <= ratio_budget else 'OVER'})")
+
+
+# --- the bare aiohttp anchor -------------------------------------------------------------
+
+
+async def ticking(
+    one_round: Callable[[], Awaitable[None]], interval: float, seconds: float
+) -> None:
+    """Start a round every `interval` (fixed rate), skipping none; rounds may overlap."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    tasks: set[asyncio.Task[None]] = set()
+    n = 0
+    while loop.time() - start < seconds:
+        task = asyncio.create_task(one_round())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        n += 1
+        await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
+    if tasks:
+        await asyncio.wait(tasks, timeout=5)
+
+
+async def run_bare_aiohttp(url: str, probes: int, interval: float, seconds: float) -> int:
+    """A bare aiohttp gather loop: GET /health/0..probes-1 every `interval` for `seconds`."""
+    import aiohttp
+
+    timeout = aiohttp.ClientTimeout(total=2)
+    connector = aiohttp.TCPConnector(limit=100)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
+
+        async def get(i: int) -> None:
+            try:
+                async with session.get(f"{url}/health/{i}") as response:
+                    await response.read()
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+
+        async def one_round() -> None:
+            await asyncio.gather(*(get(i) for i in range(probes)))
+
+        await ticking(one_round, interval, seconds)
+    return 0

@@ -1,146 +1,103 @@
-"""Interaction bench (DESIGN.md section 10): key press to drawn confirm modal, <= 50 ms while
-200 probes poll.
+"""Interaction bench (DESIGN.md section 10): key press to drawn confirm modal with 200 probes
+polling: p95 <= 50 ms, and <= 1.5x the same with polling paused (the same-run anchor).
 
-Runs the real `opstui` in a pseudo-terminal (160x50 by default) against a local counting health
-server in another process: 200 health probes at 1 s plus one runbook whose `S` action is a
-mutating HTTP POST (never executed: every repetition is cancelled with Escape). After a
-warm-up it opens the runbook (`r`, enter), then N times writes `S` to the pty and measures
-until the modal's title ("Confirm:") appears in what opstui writes back, then closes it.
-Prints the median and p95 in ms, and the poll rate the server saw meanwhile (so the figure is
-taken under load).
+Runs the real `opstui` in a pseudo-terminal (80x24 and 160x50 by default, one after the
+other; TERM=xterm-256color) against a local counting health server in another process: 200
+health probes at 1 s plus one runbook whose `S` action is a mutating HTTP POST (never
+executed: every repetition is cancelled with Escape). For each size, after a warm-up:
 
-    python bench/confirm_latency.py [--probes 200] [--repeat 30] [--warmup 5]
+1. polling: opens the runbook (`r`, enter), then N times writes `S` to the pty and measures
+   until the modal's title ("Confirm:") appears in what opstui writes back, then closes it;
+2. paused: back on the dashboard, `p` (the header shows PAUSED; the bench checks that no
+   request reaches the server any more), then the same N repetitions.
+
+Prints per size and phase the median, p95 and max in ms and the poll rate the server saw
+meanwhile, then p95 polling beside p95 paused, their ratio and the budgets. Exits 1 with one
+line when something measured did not happen (no frame, no modal, no requests, no pause).
+
+    python bench/confirm_latency.py [--sizes 80x24,160x50] [--probes 200] [--repeat 30]
+                                    [--warmup 5] [--samples]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import select
 import statistics
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from common import CountingServer, PtyProcess, write_health_config
+from common import (
+    CountingServer,
+    ModalFigures,
+    PtyProcess,
+    add_runbook,
+    first_frame,
+    modal_polling_and_paused,
+    modal_verdict,
+    opstui_argv,
+    parse_sizes,
+    percentile,
+    run_bench,
+    tui_env,
+    write_health_config,
+)
 
-MARKER = b"Confirm:"
 BUDGET_MS = 50.0
+RATIO_BUDGET = 1.5
 
 
-def add_runbook(path: str, url: str, audit: str) -> None:
-    """Append a runbook with one mutating action to the health config."""
-    lines = [
-        f"audit_log: '{audit}'",
-        "runbooks:",
-        "  - id: bench",
-        "    title: Bench runbook",
-        "    probes: [svc-000]",
-        "    actions:",
-        "      - {id: scale, key: S, title: Bench scale, kind: http, connection: svc,",
-        "         method: POST, path: /scale, json: {count: 8}, verb: Scale}",
-    ]
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-
-
-def until_marker(tui: PtyProcess, needle: bytes, timeout: float) -> float | None:
-    """Monotonic time at which `needle` first shows in the output read from now, or None.
-
-    Reads as soon as bytes arrive (no fixed polling step), so the figure has sub-ms
-    resolution; the needle may straddle two reads, hence the small overlap kept.
-    """
-    deadline = time.monotonic() + timeout
-    tail = b""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        ready, _, _ = select.select([tui.master], [], [], left)
-        if not ready:
-            continue
-        try:
-            chunk = os.read(tui.master, 65536)
-        except OSError:
-            return None
-        seen = time.monotonic()
-        tui.total += len(chunk)
-        if needle in tail + chunk:
-            return seen
-        tail = (tail + chunk)[-len(needle) :]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
+def measure_size(server: CountingServer, config: str, cols: int, rows: int,
+                 warmup: float, repeat: int) -> ModalFigures:
+    tui = PtyProcess(opstui_argv(config), cols, rows, tui_env())
+    try:
+        first_frame(tui, b"svc-000", timeout=20)
+        tui.pump(warmup)
+        # settle: a health poll has a 2 s timeout, so after 2.5 s none is still in flight
+        return modal_polling_and_paused(tui, server.count, repeat, settle=2.5)
+    finally:
+        tui.close()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=parse_sizes("80x24,160x50"),
+                        help="terminal sizes, COLSxROWS,... (default 80x24,160x50)")
     parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--repeat", type=int, default=30, help="repetitions per phase")
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--cols", type=int, default=160)
-    parser.add_argument("--rows", type=int, default=50)
     parser.add_argument("--samples", action="store_true", help="print every sample")
     args = parser.parse_args()
 
+    results: list[tuple[str, ModalFigures]] = []
     server = CountingServer()
-    samples: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        config = os.path.join(tmp, "confirm.yaml")
-        write_health_config(config, server.url, args.probes, 1.0)
-        add_runbook(config, server.url, os.path.join(tmp, "audit.jsonl"))
-        env = {k: v for k, v in os.environ.items() if k not in ("COLORTERM", "NO_COLOR")}
-        env["TERM"] = "xterm-256color"
-        tui = PtyProcess([sys.executable, "-m", "opstui", "--config", config],
-                         args.cols, args.rows, env)
-        try:
-            if tui.wait_for(b"svc-000", timeout=20) is None:
-                print("opstui did not draw its first frame", file=sys.stderr)
-                return 1
-            tui.pump(args.warmup)
-            tui.send(b"r")
-            if until_marker(tui, b"Runbooks", 10) is None:
-                print("the runbook palette did not open", file=sys.stderr)
-                return 1
-            tui.pump(0.3)
-            tui.send(b"\r")
-            if until_marker(tui, b"Bench scale", 10) is None:
-                print("the runbook screen did not open", file=sys.stderr)
-                return 1
-            tui.pump(1.0)
-            count0, wall0 = server.count(), time.monotonic()
-            for _ in range(args.repeat):
-                tui.pump(0.2)  # drain whatever the polls drew meanwhile
-                sent = time.monotonic()
-                tui.send(b"S")
-                seen = until_marker(tui, MARKER, 5)
-                if seen is None:
-                    print("the confirm modal did not appear within 5 s", file=sys.stderr)
-                    return 1
-                samples.append((seen - sent) * 1000)
-                tui.pump(0.2)  # the preview worker finishes drawing
-                tui.send(b"\x1b")  # Escape: Cancel, nothing runs
-                tui.pump(0.4)
-            polled = (server.count() - count0) / (time.monotonic() - wall0)
-        finally:
-            tui.close()
-            server.close()
-    if args.samples:
-        print("samples (ms):", " ".join(f"{s:.0f}" for s in samples))
-    median = statistics.median(samples)
-    p95 = percentile(samples, 0.95)
-    verdict = "within" if p95 <= BUDGET_MS else "OVER"
-    print(f"key press to drawn confirm modal, {args.repeat} repetitions, {args.cols}x{args.rows},"
-          f" {args.probes} probes polling at 1 s ({polled:.0f} polls/s reached the server)")
-    print(f"median {median:.1f} ms · p95 {p95:.1f} ms · max {max(samples):.1f} ms "
-          f"(budget {BUDGET_MS:g} ms: p95 {verdict} budget)")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = os.path.join(tmp, "confirm.yaml")
+            write_health_config(config, server.url, args.probes, 1.0)
+            add_runbook(config, os.path.join(tmp, "audit.jsonl"))
+            for cols, rows in args.sizes:
+                figures = measure_size(server, config, cols, rows, args.warmup, args.repeat)
+                results.append((f"{cols}x{rows}", figures))
+    finally:
+        server.close()
+
+    print(f"key press to drawn confirm modal, {args.repeat} repetitions per phase, "
+          f"{args.probes} health probes at 1 s, TERM=xterm-256color")
+    print(f"{'size':8} {'phase':8} {'polls/s':>8} {'median':>10} {'p95':>10} {'max':>10}")
+    for size, figures in results:
+        for phase, samples, rate in (("polling", figures.polling, figures.polling_rate),
+                                     ("paused", figures.paused, figures.paused_rate)):
+            print(f"{size:8} {phase:8} {rate:>8.0f} {statistics.median(samples):>7.1f} ms "
+                  f"{percentile(samples, 0.95):>7.1f} ms {max(samples):>7.1f} ms")
+            if args.samples:
+                print(f"{'':17} samples (ms): " + " ".join(f"{s:.0f}" for s in samples))
+    for size, figures in results:
+        print(f"{size:8} {modal_verdict(figures, BUDGET_MS, RATIO_BUDGET)}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_bench(main))

@@ -31,6 +31,8 @@ from common import (
     PtyProcess,
     Usage,
     proc_cpu_seconds,
+    run_bare_aiohttp,
+    ticking,
     write_health_config,
 )
 
@@ -69,45 +71,6 @@ async def run_engine(url: str, probes: int, interval: float, seconds: float) -> 
     return sum(1 for s in engine.snapshots() if s.reading is not None)
 
 
-async def _ticking(
-    one_round: Callable[[], Awaitable[None]], interval: float, seconds: float
-) -> None:
-    """Start a round every `interval` (fixed rate), skipping none; rounds may overlap."""
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    tasks: set[asyncio.Task[None]] = set()
-    n = 0
-    while loop.time() - start < seconds:
-        task = asyncio.create_task(one_round())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        n += 1
-        await asyncio.sleep(max(0.0, start + n * interval - loop.time()))
-    if tasks:
-        await asyncio.wait(tasks, timeout=5)
-
-
-async def run_bare_aiohttp(url: str, probes: int, interval: float, seconds: float) -> int:
-    import aiohttp
-
-    timeout = aiohttp.ClientTimeout(total=2)
-    connector = aiohttp.TCPConnector(limit=100)
-    async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-
-        async def get(i: int) -> None:
-            try:
-                async with session.get(f"{url}/health/{i}") as response:
-                    await response.read()
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-
-        async def one_round() -> None:
-            await asyncio.gather(*(get(i) for i in range(probes)))
-
-        await _ticking(one_round, interval, seconds)
-    return 0
-
-
 async def run_bare_httpx(url: str, probes: int, interval: float, seconds: float) -> int:
     import httpx
 
@@ -124,7 +87,7 @@ async def run_bare_httpx(url: str, probes: int, interval: float, seconds: float)
         async def one_round() -> None:
             await asyncio.gather(*(get(i) for i in range(probes)))
 
-        await _ticking(one_round, interval, seconds)
+        await ticking(one_round, interval, seconds)
     return 0
 
 
