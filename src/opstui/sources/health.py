@@ -51,7 +51,7 @@ class HealthSource(Source):
         return cls(probe, connection, get_http_client(pool, probe.connection, connection))
 
     async def poll(self) -> Reading:
-        response = await self.client.request(
+        response = await self.client.fetch(
             self.probe.method,
             self.probe.path,
             headers=self.probe.headers,
