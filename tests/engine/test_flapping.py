@@ -57,3 +57,14 @@ def test_between_low_and_high_keeps_the_current_mode() -> None:
 def test_invalid_limits() -> None:
     with pytest.raises(ValueError):
         FlapDetector(low=0.6, high=0.5)
+
+
+def test_uniform_windows_and_the_full_computation_agree() -> None:
+    from collections import deque
+
+    for states in ([], [State.OK], [State.OK] * 5, [State.CRIT] * 30):
+        assert change_ratio(states) == 0.0
+        assert change_ratio(deque(states, maxlen=21)) == 0.0
+    # uniform in the newest 21 but not before: still no change in the window
+    assert change_ratio([State.CRIT] * 5 + [State.OK] * 21) == 0.0
+    assert change_ratio([State.OK] * 10 + [State.CRIT]) == pytest.approx(1.2 / 20)

@@ -179,3 +179,12 @@ def test_paused_and_next_poll_are_carried() -> None:
     t.next_poll_at = 42.0
     snap = t.evaluate(0.0)
     assert snap.paused is True and snap.next_poll_at == 42.0
+
+
+def test_worse_is_severity_worst_for_every_pair() -> None:
+    from opstui.engine.tracker import _worse
+
+    every = [None, Severity.OK, Severity.WARN, Severity.CRIT]
+    for a in every:
+        for b in every:
+            assert _worse(a, b) is Severity.worst(a, b), (a, b)

@@ -310,3 +310,58 @@ async def test_registered_under_its_kind(pool: ClientPool) -> None:
     assert source_class("health") is HealthSource
     source = build_source(health_probe(), http_connection("http://127.0.0.1:1"), pool)
     assert isinstance(source, HealthSource)
+
+
+async def test_an_unchanged_body_keeps_its_verdict_and_a_changed_one_is_judged_again(
+    serve_app: ServeApp, pool: ClientPool
+) -> None:
+    """The source keeps the last small body's verdict: every change of body, content type or
+    code is judged afresh, so the memo never shows an old verdict."""
+    answers = [
+        (200, {"status": "pass"}),
+        (200, {"status": "pass"}),
+        (200, {"status": "fail"}),
+        (503, {"status": "fail"}),
+        (503, {"status": "pass"}),
+        (200, {"status": "pass"}),
+    ]
+    queue = list(answers)
+
+    async def handler(request: web.Request) -> web.Response:
+        code, body = queue.pop(0)
+        return json_reply(body, code)
+
+    app = web.Application()
+    app.router.add_get("/health", handler)
+    base = await serve_app(app)
+    source = HealthSource.build(health_probe(path="/health"), http_connection(base), pool)
+    got = []
+    for _ in answers:
+        reading = await source.poll()
+        got.append((reading.fields["http_status"], reading.verdict, reading.notes))
+    assert got == [
+        (200, Severity.OK, ()),
+        (200, Severity.OK, ()),
+        (200, Severity.CRIT, ("HTTP 200 but body says fail",)),
+        (503, Severity.CRIT, ()),
+        (503, Severity.OK, ("HTTP 503 but body says pass",)),
+        (200, Severity.OK, ()),
+    ]
+
+
+async def test_a_body_that_changes_each_poll_is_judged_each_poll(
+    serve_app: ServeApp, pool: ClientPool
+) -> None:
+    counter = iter(range(100))
+
+    async def handler(request: web.Request) -> web.Response:
+        n = next(counter)
+        status = "pass" if n % 2 == 0 else "warn"
+        return json_reply({"status": status, "checks": {"db": [{"observedValue": n}]}})
+
+    app = web.Application()
+    app.router.add_get("/health", handler)
+    base = await serve_app(app)
+    source = HealthSource.build(health_probe(path="/health"), http_connection(base), pool)
+    verdicts = [(await source.poll()).verdict for _ in range(4)]
+    assert verdicts == [Severity.OK, Severity.WARN, Severity.OK, Severity.WARN]

@@ -55,6 +55,8 @@ def change_ratio(states: deque[State] | list[State]) -> float:
     A short history is judged against the full 20 transitions (weights aligned so the newest
     transition always weighs 1.2), so a young probe cannot flap on its first few polls.
     """
+    if not states or states.count(states[-1]) == len(states):
+        return 0.0  # one state throughout, the common case: no transition to weigh
     seq = list(states)[-WINDOW:]
     offset = _TRANSITIONS - (len(seq) - 1)
     total = 0.0

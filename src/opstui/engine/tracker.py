@@ -135,10 +135,6 @@ class ProbeTracker:
 
     # --- output -----------------------------------------------------------------------------
 
-    def _threshold(self, now: float) -> Judgement:
-        judge = self._judge
-        return judge.judge(now) if judge is not None else JUDGED_OK
-
     def _judged_state(self, now: float) -> tuple[State, Severity | None, Judgement]:
         """The state the last reading earns by its content and `for` timers (no freshness)."""
         reading = self.reading
@@ -146,8 +142,9 @@ class ProbeTracker:
             return State.INIT, None, JUDGED_OK
         if self._missing is not None:
             return State.NODATA, None, JUDGED_OK
-        judgement = self._threshold(now)
-        severity = Severity.worst(reading.verdict, judgement.fired)
+        judge = self._judge
+        judgement = judge.judge(now) if judge is not None else JUDGED_OK
+        severity = _worse(reading.verdict, judgement.fired)
         if severity is Severity.OK and judgement.pending is not None:
             return State.PENDING, severity, judgement
         return _SEVERITY_STATE[severity], severity, judgement
@@ -230,6 +227,19 @@ class ProbeTracker:
             return None
         text = ", ".join(parts)
         return text if len(text) <= _CAUSE_LIMIT else text[: _CAUSE_LIMIT - 1] + "…"
+
+
+_RANK = {None: -1, Severity.OK: 0, Severity.WARN: 1, Severity.CRIT: 2}
+
+
+def _worse(a: Severity | None, b: Severity | None) -> Severity:
+    """Severity.worst(a, b) for two, without its list and key function: this runs for every
+    probe on every poll and every tick."""
+    if b is None or b is a:
+        return a if a is not None else Severity.OK
+    if a is None:
+        return b
+    return a if _RANK[a] >= _RANK[b] else b
 
 
 def _judged_number(reading: Reading, field: str | None) -> tuple[float | None, str | None]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from opstui.config.models import HealthProbe, HttpConnection
 from opstui.config.types import format_duration
 from opstui.sources.base import FieldValue, ProbeError, Reading, Source
-from opstui.sources.health_parse import HealthParseError, normalize_health
+from opstui.sources.health_parse import HealthParseError, HealthVerdict, normalize_health
 from opstui.sources.http import HINT_CONFIG, MAX_BODY, HttpClient, HttpResponse, get_http_client
 
 if TYPE_CHECKING:
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 RAW_LIMIT = 4096  # bytes of the body kept for the detail screen
 CONFIG_CODES = frozenset({401, 403, 404})
+MEMO_LIMIT = RAW_LIMIT  # bodies up to this size: the last one's verdict is kept for the next
 
 
 class HealthSource(Source):
@@ -39,6 +40,9 @@ class HealthSource(Source):
         self.connection = connection
         self.client = client
         self.timeout = probe.timeout if probe.timeout is not None else connection.timeout
+        # The last small response and what it meant: most services answer the same body
+        # poll after poll, and normalize_health is pure, so an equal body has an equal verdict.
+        self._last: tuple[int, str | None, bytes, HealthVerdict, str] | None = None
 
     @classmethod
     def build(
@@ -51,7 +55,7 @@ class HealthSource(Source):
         return cls(probe, connection, get_http_client(pool, probe.connection, connection))
 
     async def poll(self) -> Reading:
-        response = await self.client.request(
+        response = await self.client.fetch(
             self.probe.method,
             self.probe.path,
             headers=self.probe.headers,
@@ -66,15 +70,24 @@ class HealthSource(Source):
                 detail=f"{self.probe.method} {self.client.shown_url(self.probe.path)}"
                 f" -> {response.status_code} {response.reason}".rstrip(),
             )
-        try:
-            judged = normalize_health(
-                response.status_code,
-                response.body,
-                response.content_type,
-                expect_status=expected,
-            )
-        except HealthParseError as exc:
-            raise ProbeError(f"bad response: {exc}") from exc
+        last = self._last
+        if (
+            last is not None
+            and last[0] == code
+            and last[1] == response.content_type
+            and last[2] == response.body
+        ):
+            judged, raw = last[3], last[4]
+        else:
+            try:
+                judged = normalize_health(
+                    code, response.body, response.content_type, expect_status=expected
+                )
+            except HealthParseError as exc:
+                raise ProbeError(f"bad response: {exc}") from exc
+            raw = _raw(response)
+            if len(response.body) <= MEMO_LIMIT:
+                self._last = (code, response.content_type, response.body, judged, raw)
         notes = judged.notes
         if response.truncated:
             notes = (f"body larger than {MAX_BODY // 1024} KiB; read the first part only", *notes)
@@ -92,7 +105,7 @@ class HealthSource(Source):
             verdict=judged.verdict,
             components=judged.components,
             notes=notes,
-            raw=_raw(response),
+            raw=raw,
         )
 
     def describe(self) -> Mapping[str, Any]:

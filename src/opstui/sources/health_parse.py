@@ -503,7 +503,10 @@ def _token_text(value: bool | str) -> str:
 
 def _clip(text: str, limit: int) -> str:
     """One line, printable, at most `limit` characters."""
-    flat = "".join(ch if ch.isprintable() else " " for ch in text).strip()
+    if text.isprintable():
+        flat = text.strip()
+    else:
+        flat = "".join(ch if ch.isprintable() else " " for ch in text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -1,18 +1,22 @@
-"""One httpx client per `http` connection, on the aiohttp transport (DESIGN.md section 7).
+"""One client per `http` connection: aiohttp for probes, httpx over it for actions.
 
-httpx stays the API; its default transport costs 1-1.7 ms of CPU per request against ~0.3 ms
-for `httpx_aiohttp.AiohttpTransport`, which matters at 200 probes/s. `make_transport` keeps
-both so bench/ can compare (env OPSTUI_HTTP_TRANSPORT=httpx switches a running app).
+DESIGN.md section 7: httpx's default transport costs 1-1.7 ms of CPU per request, httpx over
+`httpx_aiohttp.AiohttpTransport` ~0.3 ms, aiohttp alone ~0.1 ms, which matters at 200
+probes/s. So probes (`HttpClient.fetch`: health, scrape) call aiohttp directly, and actions
+(`HttpClient.request`) keep httpx as their API, over the aiohttp transport on the same
+`aiohttp.ClientSession`: one connection pool, one TLS context, no cookie jar.
+`OPSTUI_HTTP_TRANSPORT=httpx` puts both on httpx's own transport, for comparison.
 
-The aiohttp transport builds its TCPConnector from the SSLContext we give it, but maps
-exceptions loosely (a refused connection arrives as httpx.ConnectTimeout) and applies only
-socket-level timeouts. So we build the SSLContext ourselves, put an asyncio deadline around
-request + body, and classify failures from the root cause, not from httpx's exception type.
+aiohttp applies only socket-level timeouts and the transport maps exceptions loosely (a
+refused connection arrives as httpx.ConnectTimeout). So we build the SSLContext ourselves,
+put an asyncio deadline around connect + headers + body, and classify failures from the root
+cause, not from a library's exception type.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import errno
 import functools
 import os
@@ -21,7 +25,7 @@ import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import httpx
 
@@ -38,6 +42,10 @@ from opstui.config.types import Secret, format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
 from opstui.sources.errors import exception_chain, one_line
 from opstui.sources.registry import ClientPool
+
+if TYPE_CHECKING:
+    import aiohttp
+    import yarl
 
 Transport = Literal["aiohttp", "httpx"]
 TRANSPORT_ENV = "OPSTUI_HTTP_TRANSPORT"
@@ -97,14 +105,19 @@ def _system_and_certifi_context() -> ssl.SSLContext:
 
 
 def make_transport(
-    kind: Transport, *, context: ssl.SSLContext, limits: httpx.Limits
+    kind: Transport,
+    *,
+    context: ssl.SSLContext,
+    limits: httpx.Limits,
+    session: aiohttp.ClientSession | None = None,
 ) -> httpx.AsyncBaseTransport:
-    """The transport under an httpx client: aiohttp (production) or httpx's own (bench)."""
+    """The transport under an httpx client: aiohttp (production) or httpx's own (bench).
+    With `session`, the aiohttp transport sends on it (its connector, TLS and cookie jar)."""
     if kind == "aiohttp":
         from httpx_aiohttp import AiohttpTransport
 
         transport: httpx.AsyncBaseTransport = AiohttpTransport(
-            verify=context, trust_env=False, limits=limits
+            verify=context, trust_env=False, limits=limits, client=session
         )
         return transport
     if kind == "httpx":
@@ -127,8 +140,9 @@ def transport_from_env() -> Transport:
 class HttpClient(Client):
     """The shared client of one http connection.
 
-    The httpx client is created on first request, inside the running loop, so a bad
-    `ca_file` becomes a poll error on the panel rather than a crash at start-up.
+    The aiohttp session and the httpx client are created on first request, inside the
+    running loop, so a bad `ca_file` becomes a poll error on the panel rather than a crash at
+    start-up. With the aiohttp transport the httpx client sends on the same session.
     """
 
     def __init__(self, connection: HttpConnection, *, transport: Transport = DEFAULT_TRANSPORT):
@@ -143,7 +157,13 @@ class HttpClient(Client):
         self._base_url = real.copy_with(username=None, password=None)
         self._shown_base = httpx.URL(redact(connection.base_url))
         self._client: httpx.AsyncClient | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._tls: ssl.SSLContext | None = None
         self._urls: dict[str, httpx.URL] = {}
+        self._fetch_urls: dict[str, yarl.URL] = {}
+        self._fetch_headers: dict[str, str] | None = None
+        self._basic = _basic_auth(real.username, real.password) if real.username else None
+        self._host_header = any(name.lower() == "host" for name in connection.headers)
 
     @property
     def base_url(self) -> str:
@@ -181,6 +201,32 @@ class HttpClient(Client):
         merged = _merge_headers(self.connection.headers, extra or {})
         return {name: _shown_value(name, value) for name, value in merged.items()}
 
+    def _tls_context(self) -> ssl.SSLContext:
+        if self._tls is None:
+            self._tls = tls_context(self.connection)
+        return self._tls
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        """The aiohttp session under both paths: the pool (max_connections, keep-alive as
+        httpx's), our TLS context, no cookie jar, no proxy from the environment, no default
+        timeout (every caller puts its own deadline over the whole request)."""
+        session = self._session
+        if session is None:
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(
+                limit=self.connection.max_connections,
+                ssl=self._tls_context(),
+                keepalive_timeout=KEEPALIVE_EXPIRY,
+            )
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None),
+            )
+        return session
+
     def _ensure_client(self) -> httpx.AsyncClient:
         if self._client is None:
             limits = httpx.Limits(
@@ -188,8 +234,9 @@ class HttpClient(Client):
                 max_keepalive_connections=self.connection.max_connections,
                 keepalive_expiry=KEEPALIVE_EXPIRY,
             )
+            session = self._ensure_session() if self.transport == "aiohttp" else None
             transport = make_transport(
-                self.transport, context=tls_context(self.connection), limits=limits
+                self.transport, context=self._tls_context(), limits=limits, session=session
             )
             headers = {"User-Agent": USER_AGENT}
             headers.update({k: reveal(v) for k, v in self.connection.headers.items()})
@@ -221,14 +268,7 @@ class HttpClient(Client):
         `redirects` > 0 up to that many same-origin ones are followed here, see _next_hop.
         """
         seconds = self.connection.timeout if time_limit is None else time_limit
-        sent = {name: reveal(value) for name, value in (headers or {}).items()}
-        every = (*self.connection.headers.items(), *sent.items())
-        hosts = [(name, reveal(value)) for name, value in every if name.lower() == "host"]
-        if hosts:  # the second wall, as for paths: validate and prepare refuse first
-            try:
-                check_host_header(str(self._base_url), hosts)
-            except OffOrigin as exc:
-                raise ProbeError(f"headers: {exc}") from None
+        sent = self._revealed(headers)
         try:
             url = self._url(path)
             client = self._ensure_client()
@@ -263,6 +303,96 @@ class HttpClient(Client):
             reason=response.reason_phrase,
             url=str(response.url),
             content_type=response.headers.get("content-type"),
+            body=body,
+            truncated=truncated,
+            latency_ms=latency_ms,
+        )
+
+    def _revealed(self, headers: Mapping[str, HeaderValue] | None) -> dict[str, str]:
+        """A request's own headers with secrets revealed, after the Host check: a Host header
+        (the connection's or the request's) must name the base URL's host, the second wall
+        as for paths (validate and prepare refuse first)."""
+        sent = {name: reveal(value) for name, value in headers.items()} if headers else {}
+        every = (*self.connection.headers.items(), *sent.items())
+        hosts = [(name, reveal(value)) for name, value in every if name.lower() == "host"]
+        if hosts:
+            try:
+                check_host_header(str(self._base_url), hosts)
+            except OffOrigin as exc:
+                raise ProbeError(f"headers: {exc}") from None
+        return sent
+
+    def _fetch_url(self, path: str) -> yarl.URL:
+        """_url as aiohttp reads it (yarl from `str(url)`, as the transport hands it over),
+        cached alongside it."""
+        url = self._fetch_urls.get(path)
+        if url is None:
+            import yarl
+
+            joined = self._url(path)
+            if len(self._fetch_urls) >= URL_CACHE_SIZE:
+                self._fetch_urls.clear()
+            url = self._fetch_urls[path] = yarl.URL(str(joined))
+        return url
+
+    def _ensure_fetch_headers(self) -> dict[str, str]:
+        """fetch's headers as httpx sends them: User-Agent, the connection's headers, then
+        the URL's credentials as basic auth, which win over any Authorization header.
+        Revealed on first request, as the httpx client's are."""
+        headers = {"User-Agent": USER_AGENT}
+        headers.update({k: reveal(v) for k, v in self.connection.headers.items()})
+        if self._basic is not None:
+            headers = _with_basic(headers, self._basic)
+        self._fetch_headers = headers
+        return headers
+
+    async def fetch(
+        self,
+        method: str,
+        path: str,
+        *,
+        headers: Mapping[str, HeaderValue] | None = None,
+        time_limit: float | None = None,
+        max_body: int = MAX_BODY,
+    ) -> HttpResponse:
+        """A probe's request: `request` without httpx, straight on the aiohttp session.
+
+        The same URL (joined on the origin, cached), headers (User-Agent, the connection's,
+        `headers` over them, the URL's credentials as basic auth), deadline over connect +
+        headers + body, body cap and failure reasons as `request`; never a redirect
+        followed, no cookie kept. On the httpx transport (OPSTUI_HTTP_TRANSPORT=httpx) it is
+        `request`."""
+        if self.transport != "aiohttp":
+            return await self.request(
+                method, path, headers=headers, time_limit=time_limit, max_body=max_body
+            )
+        seconds = self.connection.timeout if time_limit is None else time_limit
+        extra = self._revealed(headers) if headers or self._host_header else None
+        try:
+            url = self._fetch_url(path)
+            sent = self._fetch_headers or self._ensure_fetch_headers()
+            if extra:
+                sent = _merge_revealed(sent, extra)
+                if self._basic is not None:
+                    sent = _with_basic(sent, self._basic)
+            session = self._ensure_session()
+            started = time.perf_counter()
+            async with asyncio.timeout(seconds):
+                async with session.request(
+                    method, url, headers=sent, allow_redirects=False
+                ) as response:
+                    body, truncated = await _read_stream_capped(response.content, max_body)
+            latency_ms = (time.perf_counter() - started) * 1000.0
+        except ProbeError:
+            raise
+        except Exception as exc:  # every failure becomes one short reason
+            raise probe_error(exc, seconds, self.connection) from exc
+        code = response.status
+        return HttpResponse(
+            status_code=code,
+            reason=response.reason or httpx.codes.get_reason_phrase(code),
+            url=str(response.url),
+            content_type=response.headers.get("Content-Type"),
             body=body,
             truncated=truncated,
             latency_ms=latency_ms,
@@ -303,8 +433,13 @@ class HttpClient(Client):
 
     async def aclose(self) -> None:
         client, self._client = self._client, None
-        if client is not None:
-            await client.aclose()
+        session, self._session = self._session, None
+        try:
+            if client is not None:
+                await client.aclose()  # on the aiohttp transport this closes the session too
+        finally:
+            if session is not None and not session.closed:
+                await session.close()
 
 
 class _NoCookies(httpx.Cookies):
@@ -346,6 +481,39 @@ async def _read_capped(response: httpx.Response, limit: int) -> tuple[bytes, boo
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks), False
+
+
+async def _read_stream_capped(stream: aiohttp.StreamReader, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` decoded bytes of an aiohttp body; the rest is never buffered here."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.readany():
+        room = limit - size
+        if len(chunk) > room:
+            chunks.append(chunk[:room])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+    return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), False
+
+
+def _basic_auth(username: str, password: str) -> str:
+    """The Authorization value httpx.BasicAuth sends (UTF-8, as httpx encodes it)."""
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
+
+
+def _merge_revealed(base: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """`extra` over `base`, header names compared case-insensitively (as httpx merges)."""
+    wanted = {name.lower() for name in extra}
+    merged = {name: value for name, value in base.items() if name.lower() not in wanted}
+    merged.update(extra)
+    return merged
+
+
+def _with_basic(headers: Mapping[str, str], basic: str) -> dict[str, str]:
+    """`headers` with the URL's credentials as the one Authorization header."""
+    return _merge_revealed(headers, {"Authorization": basic})
 
 
 def get_http_client(
@@ -428,6 +596,9 @@ def _library_reason(exc: BaseException, timeout: float) -> str | None:
         return "refused"
     if name == "ServerDisconnectedError" or "server disconnected" in text:
         return "server closed the connection"
+    aiohttp_reason = _aiohttp_reason(exc, text)
+    if aiohttp_reason is not None:
+        return aiohttp_reason
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return "bad URL"
     if isinstance(exc, httpx.RemoteProtocolError):
@@ -438,6 +609,21 @@ def _library_reason(exc: BaseException, timeout: float) -> str | None:
         return f"timeout after {format_duration(timeout)}"
     if isinstance(exc, httpx.ConnectError) or name.startswith("ClientConnector"):
         return "cannot connect"
+    return None
+
+
+def _aiohttp_reason(exc: BaseException, text: str) -> str | None:
+    """aiohttp's parser errors, named as httpx names its own. A body cut short by a reset
+    keeps the reset only in its message (aiohttp chains the parser's complaint instead)."""
+    from aiohttp import ClientPayloadError
+    from aiohttp.http_exceptions import ContentEncodingError, HttpProcessingError
+
+    if isinstance(exc, ClientPayloadError) and "connectionreseterror" in text:
+        return "connection reset"
+    if isinstance(exc, ContentEncodingError):
+        return "cannot decode the response body"
+    if isinstance(exc, HttpProcessingError):
+        return "HTTP protocol error"
     return None
 
 

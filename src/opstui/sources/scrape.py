@@ -1,6 +1,6 @@
 """The `scrape` probe kind: read a /metrics page directly, without a Prometheus server.
 
-The page comes through the connection's shared HttpClient (httpx on aiohttp, one deadline)
+The page comes through the connection's shared HttpClient (aiohttp directly, one deadline)
 and is parsed by exposition.py. Modes:
 
 - `value`: the matching series combined by `aggregate`.
@@ -81,7 +81,7 @@ class ScrapeSource(Source):
         return cls(probe, connection, get_http_client(pool, probe.connection, connection))
 
     async def poll(self) -> Reading:
-        response = await self.client.request(
+        response = await self.client.fetch(
             "GET",
             self.probe.path,
             headers={"Accept": ACCEPT},
