@@ -22,6 +22,7 @@ from opstui.ui.format import (
 )
 from opstui.ui.header import HeaderInfo, HeaderModel, footer_items, summary_entries
 from opstui.ui.panel import ProbePanel
+from opstui.ui.panel_palette import PanelPalette
 from opstui.ui.sparkline import GAP, sparkline
 from opstui.ui.themes import STATE_DEFAULTS
 from tests.ui.conftest import scenario_config
@@ -136,6 +137,7 @@ class Harness(App[None]):
         return {**super().get_theme_variable_defaults(), **STATE_DEFAULTS}
 
     def compose(self) -> ComposeResult:
+        yield PanelPalette()  # where panels take their text styles from, as on a dashboard
         yield from self._widgets
 
 

@@ -16,6 +16,7 @@ from opstui.engine.scheduler import Engine
 from opstui.sources.base import Reading, Table
 from opstui.ui.detail import DetailScreen, describe_probe
 from opstui.ui.panel import ProbePanel, value_text
+from opstui.ui.panel_palette import PanelPalette
 from opstui.ui.table_view import fact_lines, table_lines
 from opstui.ui.themes import STATE_DEFAULTS
 
@@ -125,6 +126,7 @@ class Harness(App[None]):
         return {**super().get_theme_variable_defaults(), **STATE_DEFAULTS}
 
     def compose(self) -> ComposeResult:
+        yield PanelPalette()  # where panels take their text styles from, as on a dashboard
         yield from self._panels
 
 

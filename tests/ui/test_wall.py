@@ -168,14 +168,14 @@ async def test_state_word_is_a_reversed_block() -> None:
         panel = app.dashboard.current_grid.panels()[0]
         assert panel.has_class("-wall")
         assert panel.visible_lines()[0].startswith(" ● OK ")
-        style = panel.get_component_rich_style("panel--ok", partial=True)
+        style = app.dashboard.palette.style("panel--ok")
         assert style.reverse and style.bold
         normal = OpstuiApp(engine, poll=False)
     async with normal.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         panel = normal.dashboard.current_grid.panels()[0]
         assert panel.visible_lines()[0].startswith("● OK")
-        assert not panel.get_component_rich_style("panel--ok", partial=True).reverse
+        assert not normal.dashboard.palette.style("panel--ok").reverse
 
 
 async def test_rotation_visits_every_view_then_holds_on_a_crit() -> None:

@@ -28,6 +28,7 @@ from opstui.engine.snapshot import ProbeSnapshot
 from opstui.states import State
 from opstui.ui.header import DashboardHeader, HeaderModel, KeysBar
 from opstui.ui.panel import MIN_HEIGHT, ProbePanel
+from opstui.ui.panel_palette import PanelPalette
 from opstui.ui.wall import WallOptions, next_view
 
 PANEL_WIDTH = 40
@@ -70,10 +71,13 @@ class ViewGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
     ViewGrid { height: 1fr; width: 1fr; scrollbar-size-vertical: 1; }
     """
 
-    def __init__(self, view: View, engine: Engine, *, wall: bool = False) -> None:
+    def __init__(
+        self, view: View, engine: Engine, palette: PanelPalette, *, wall: bool = False
+    ) -> None:
         super().__init__()
         self.view = view
         self._engine = engine
+        self._palette = palette
         self._wall = wall
         self.columns = 0
         self.rows: list[list[ProbePanel]] = []
@@ -135,7 +139,12 @@ class ViewGrid(VerticalScroll, can_focus=False, inherit_bindings=False):
         row_widgets = []
         for ids in reflow(self.view.rows, columns):
             panels = [
-                ProbePanel(self._engine.snapshot(pid), self._engine.clock, wall=self._wall)
+                ProbePanel(
+                    self._engine.snapshot(pid),
+                    self._engine.clock,
+                    wall=self._wall,
+                    palette=self._palette,
+                )
                 for pid in ids
             ]
             for panel in panels:
@@ -215,7 +224,11 @@ class DashboardScreen(Screen[None]):
         """Wall mode: no footer, no focus, views rotated by the app through `rotate`."""
         config = engine.config
         self.views: list[View] = effective_views(config)
-        self.grids = [ViewGrid(view, engine, wall=wall is not None) for view in self.views]
+        self.palette = PanelPalette(wall=wall is not None)
+        """The panels' text styles, computed once for all of them (ui/panel_palette.py)."""
+        self.grids = [
+            ViewGrid(view, engine, self.palette, wall=wall is not None) for view in self.views
+        ]
         self._view_probes = [
             frozenset(pid for row in view.rows for pid in row) for view in self.views
         ]
@@ -250,6 +263,7 @@ class DashboardScreen(Screen[None]):
             self.add_class("-production")
 
     def compose(self) -> ComposeResult:
+        yield self.palette
         yield self.header
         yield self.keys_bar
         with Container(id="views"):

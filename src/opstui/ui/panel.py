@@ -10,8 +10,6 @@ that changed rather than the whole panel.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
@@ -33,6 +31,7 @@ from opstui.ui.format import (
     state_label,
     truncate,
 )
+from opstui.ui.panel_palette import PanelPalette
 from opstui.ui.sparkline import sparkline
 from opstui.ui.table_view import fact_line_count, fact_lines, table_lines
 
@@ -50,32 +49,17 @@ def _state_css() -> str:
     rules = []
     for state in State:
         var = f"$state-{state.value}"
-        style = "bold reverse" if state is State.CRIT else "bold"
         rules.append(
             f"ProbePanel.-{state.value} {{ border: round {var}; }}\n"
             f"ProbePanel.-{state.value}:focus {{ border: heavy {var}; }}\n"
-            f"ProbePanel > .panel--{state.value} {{ color: {var}; text-style: {style}; }}\n"
-            # Wall mode: the state word as a block of colour, heavy borders, read from afar.
-            f"ProbePanel.-wall.-{state.value} {{ border: heavy {var}; }}\n"
-            f"ProbePanel.-wall > .panel--{state.value} {{ text-style: bold reverse; }}"
+            # Wall mode: heavy borders, read from afar (the state word: see PanelPalette).
+            f"ProbePanel.-wall.-{state.value} {{ border: heavy {var}; }}"
         )
     return "\n".join(rules)
 
 
 class ProbePanel(Widget, can_focus=True):
     """A panel for one probe; the dashboard routes that probe's snapshots to it."""
-
-    COMPONENT_CLASSES: ClassVar[set[str]] = {
-        *(f"panel--{state.value}" for state in State),
-        "panel--value",
-        "panel--dim",
-        "panel--muted",
-        "panel--spark",
-        "panel--sev-ok",
-        "panel--sev-warn",
-        "panel--sev-crit",
-        "panel--sev-unknown",
-    }
 
     DEFAULT_CSS = """
     ProbePanel {
@@ -90,14 +74,6 @@ class ProbePanel(Widget, can_focus=True):
         text-overflow: ellipsis;
     }
     ProbePanel:focus { border-title-style: bold reverse; background-tint: $foreground 4%; }
-    ProbePanel > .panel--value { text-style: bold; }
-    ProbePanel > .panel--dim { text-style: dim; }
-    ProbePanel > .panel--muted { color: $text-muted; }
-    ProbePanel > .panel--spark { color: $accent; }
-    ProbePanel > .panel--sev-ok { color: $state-ok; }
-    ProbePanel > .panel--sev-warn { color: $state-warn; }
-    ProbePanel > .panel--sev-crit { color: $state-crit; text-style: bold; }
-    ProbePanel > .panel--sev-unknown { color: $text-muted; }
     """ + _state_css()
 
     def __init__(
@@ -107,9 +83,12 @@ class ProbePanel(Widget, can_focus=True):
         *,
         value_name: str | None = None,
         wall: bool = False,
+        palette: PanelPalette | None = None,
     ) -> None:
         super().__init__()
         self.wall = wall
+        self._palette = palette
+        """Where the text styles come from (the dashboard's; else the screen's, found once)."""
         """Wall mode: never focused (no highlight), state word drawn as a reversed block."""
         self._snapshot = snapshot
         self._clock = clock
@@ -234,8 +213,10 @@ class ProbePanel(Widget, can_focus=True):
         # drove full GC pauses of 200 ms. Ours lives until the styles really change.
         style = self._panel_styles.get(name)
         if style is None:
-            style = self.get_component_rich_style(name, partial=True)
-            self._panel_styles[name] = style
+            palette = self._palette
+            if palette is None:
+                palette = self._palette = self.screen.query_one(PanelPalette)
+            style = self._panel_styles[name] = palette.style(name)
         return style
 
     def _build(self, width: int, height: int) -> list[Text]:
