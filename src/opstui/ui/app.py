@@ -23,6 +23,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.console import Console
+from textual import events
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
@@ -88,6 +89,8 @@ class OpstuiApp(App[int]):
         """The actions runner (the one gate). `opstui` passes one built by build_runner; when
         none is given (tests, embedding) one is built on first use."""
         self._engine_thread: EngineThread | None = None
+        self.collector = memory.IdleCollector()
+        """Full collections when nobody is pressing keys (ui/memory.py)."""
         self._report_audit = runner is not None
         self.read_only = read_only or engine.config.read_only or wall is not None
         self.poll = poll
@@ -126,6 +129,7 @@ class OpstuiApp(App[int]):
             themes,
         )
         self._signal_loop = asyncio.get_running_loop()
+        self.collector.start()
         if self._signal_code is not None:
             self.exit(self._signal_code, return_code=self._signal_code)
             return
@@ -166,7 +170,13 @@ class OpstuiApp(App[int]):
     async def on_unmount(self) -> None:
         await self._shutdown_engine()
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.collector.input_seen()
+        await super().on_event(event)
+
     async def _shutdown_engine(self) -> None:
+        self.collector.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()
         self._unsubscribe.clear()
@@ -242,6 +252,7 @@ class OpstuiApp(App[int]):
         self.bell()
 
     def _tick(self) -> None:
+        self.collector.tick()
         if not self.dashboard_visible:
             return
         self.flush_snapshots()

@@ -84,17 +84,19 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         Binding("escape", "cancel", "Cancel"),
     ]
 
-    # An opaque backdrop: a translucent one makes Textual render and tint the whole screen
-    # underneath on every frame of the modal, a quarter of the time from key to drawn modal
-    # (bench/confirm_latency.py). The modal says everything it needs on its own.
+    # Drawn as fast as a key press deserves (bench/confirm_latency.py): an opaque backdrop (a
+    # translucent one makes Textual render and tint the whole screen underneath on every
+    # frame, a quarter of the time from key to drawn modal), and few widgets (each one costs
+    # its stylesheet pass at mount): the title sits on the box's border, the errors in the
+    # same text as the preview.
     DEFAULT_CSS = """
     ConfirmModal { align: center middle; background: $background; }
     ConfirmModal #confirm-box {
         width: 96%; max-width: 110; height: auto; max-height: 100%;
         border: thick $warning; background: $surface; padding: 0 1;
+        border-title-align: left; border-title-style: bold; border-title-color: $foreground;
     }
     ConfirmModal.-production #confirm-box { border: thick $state-crit; }
-    ConfirmModal #confirm-title { text-style: bold; height: 1; }
     ConfirmModal #confirm-body { height: auto; max-height: 16; }
     ConfirmModal .confirm-line { height: auto; }
     ConfirmModal .confirm-head { text-style: bold; height: 1; margin-top: 0; }
@@ -142,7 +144,8 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         self._measure = preview is None
         self._facts = Static(classes="confirm-line", id="confirm-facts")
         self._preview = Static(classes="confirm-line", id="confirm-preview")
-        self._errors = Static("", id="confirm-errors")
+        self._errors: Static | None = None
+        self._body = VerticalScroll(id="confirm-body")
         self._inputs: dict[str, Input] = {}
         self._typed = Input(placeholder=f"type: {step.target}", id="confirm-typed")
         self._yes = Button(self.verb, id="confirm-yes", variant="error", compact=True)
@@ -153,9 +156,10 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
     # --- layout ---------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="confirm-box"):
-            yield Static(self._title(), id="confirm-title")
-            with VerticalScroll(id="confirm-body"):
+        box = Vertical(id="confirm-box")
+        box.border_title = self._title()
+        with box:
+            with self._body:
                 yield self._facts
                 if self.refusal is not None:
                     yield Static(self.refusal, id="confirm-read-only")
@@ -172,8 +176,7 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
                         with Horizontal(classes="param-row"):
                             yield Label(f"  {name}", classes="param-label")
                             yield field
-                yield self._errors
-                yield self._preview  # its head line is part of its text: one widget less
+                yield self._preview
                 if self.danger_high and not self.read_only:
                     yield Static(
                         Text.assemble(
@@ -263,9 +266,16 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         self._preview.update(Text.assemble(("preview", "bold"), "\n", self.preview_text()))
 
     def _show_errors(self) -> None:
-        lines = [e for e in (self.param_error, self.confirm_error) if e]
-        self._errors.update("\n".join(lines))
-        self._errors.display = bool(lines)
+        """Errors (params, a refused confirm) above the preview; their line is mounted the
+        first time there is one, so a modal without errors costs one widget less to draw."""
+        text = "\n".join(e for e in (self.param_error, self.confirm_error) if e)
+        if self._errors is None:
+            if not text:
+                return
+            self._errors = Static("", id="confirm-errors")
+            self._body.mount(self._errors, before=self._preview)
+        self._errors.update(text)
+        self._errors.display = bool(text)
 
     @property
     def settled(self) -> bool:
