@@ -2,7 +2,9 @@
 
 Backends, all on loopback and all stopped on every exit path (quit, Ctrl-C, SIGTERM,
 SIGHUP, a failed start): a Redis (redis-server child or the in-process stand-in), moto's ECS
-when the `demo` extra is installed, and the stand-in service whose world ticks in its thread.
+in a child process when the `demo` extra is installed, and the stand-in service whose world
+ticks in its thread. They start beside the dashboard (plan_backends, then start()): its
+panels say `… waiting` until Redis and the stand-in answer, and it polls only then.
 demo.yaml is the template: without moto its ECS connection, probe and view cells are
 dropped from the parsed YAML before the loader validates the result, so the demo works with
 and without the extra.
