@@ -14,6 +14,7 @@ its stdin closes (the demo ended, even by SIGKILL) or on SIGTERM; a failure to s
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import sys
 import threading
@@ -99,13 +100,25 @@ def serve(fd: int) -> str:
 
 def _exit_when_stdin_closes() -> None:
     sys.stdin.read()
-    import os
-
     os._exit(0)  # the parent is gone: nobody is left to read from us
+
+
+def _own_aws_env() -> None:
+    """The demo's dummy account only: no profile, no ~/.aws, no instance metadata."""
+    for name in [n for n in os.environ if n.startswith("AWS_")]:
+        del os.environ[name]
+    os.environ.update(
+        {
+            "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
 
 
 def main(argv: list[str]) -> int:
     fd = int(argv[1])
+    _own_aws_env()
     threading.Thread(target=_exit_when_stdin_closes, daemon=True).start()
     try:
         from moto import mock_aws
