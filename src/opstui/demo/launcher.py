@@ -223,7 +223,10 @@ class DemoBackends:
                 self._waiters.append(wake)
         async with asyncio.timeout(READY_TIMEOUT):
             await ready.wait()
-        self.wait_ready(0, ecs=False)
+        try:
+            self.wait_ready(0, ecs=False)
+        except RuntimeError as exc:  # the dashboard ends with it as its failure
+            raise RuntimeError(f"demo: {exc}") from None
 
     def stop(self) -> None:
         with self._lock:
@@ -364,7 +367,7 @@ def run_demo(theme: str | None, read_only: bool, port: int) -> int:
             )
             if backends.ecs_error:
                 print(f"opstui: demo: {backends.ecs_error}", file=sys.stderr)
-            return code
+            return EXIT_USAGE if backends.error else code  # the demo could not start
         except KeyboardInterrupt:
             return EXIT_INTERRUPTED
         finally:
