@@ -1,3 +1,3 @@
-from opstui.cli import main
+from opstui.cli import entry
 
-raise SystemExit(main())
+raise SystemExit(entry())

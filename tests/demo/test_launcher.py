@@ -162,3 +162,54 @@ def test_sigterm_and_sighup_unwind_like_ctrl_c() -> None:
             os.kill(os.getpid(), sig)
             time.sleep(5)  # the signal arrives first; this never finishes
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+def _demo_children() -> list[str]:
+    names = []
+    for child in psutil.Process().children(recursive=True):
+        try:
+            line = " ".join(child.cmdline())
+        except psutil.Error:
+            continue
+        if "redis-server" in line or "moto_child" in line:
+            names.append(line)
+    return names
+
+
+def test_stopped_while_its_servers_start_leaves_nothing() -> None:
+    """Quit before the world answers (the dashboard is up at once): every child, thread and
+    the temp dir go, and what had not started yet never starts."""
+    require_binary("redis-server")
+    pytest.importorskip("moto.server")
+    backends = launcher.plan_backends()
+    workdir = backends.workdir
+    backends.start()
+    assert _demo_children()  # redis-server and moto's child are on their way
+    backends.stop()
+    assert _demo_children() == []
+    assert demo_threads() == []
+    assert not workdir.exists()
+    with pytest.raises(RuntimeError):
+        backends.wait_ready(0)
+
+
+async def test_until_ready_then_every_server_answers() -> None:
+    """What the dashboard awaits before polling: Redis and the stand-in answer; moto's port
+    takes connections at once (its backlog holds them until the child serves)."""
+    require_binary("redis-server")
+    pytest.importorskip("moto.server")
+    backends = launcher.plan_backends()
+    try:
+        backends.start()
+        await backends.until_ready()
+        assert backends.server is not None and backends.redis is not None
+        with socket.create_connection(("127.0.0.1", backends.server.port), timeout=5):
+            pass
+        assert backends.ecs is not None
+        with socket.create_connection(("127.0.0.1", backends.ecs.port), timeout=5):
+            pass  # accepted by the kernel even while the child still seeds
+        backends.wait_ready()  # and moto answers soon after
+        assert backends.ecs.desired_count() in (None, 2)
+    finally:
+        backends.stop()
+    assert _demo_children() == []

@@ -1,4 +1,4 @@
-"""The demo's ECS: moto's in-process AWS server (the `demo` extra) seeded like Anclora's.
+"""The demo's ECS: moto's AWS server (the `demo` extra) in a child process, seeded like Anclora's.
 
 Cluster anclora-production runs service anclora-whatsapp (desiredCount 2). The world reads
 the service's desiredCount every second through `desired_count()`, so scaling the service
@@ -8,12 +8,17 @@ Credentials are dummies given to each client explicitly; nothing reads ~/.aws.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
-import logging
 import os
-import urllib.request
+import socket
+import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+from opstui.demo.redis_backend import _die_with_parent
 
 REGION = "eu-west-1"
 CLUSTER = "anclora-production"
@@ -22,12 +27,18 @@ DESIRED = 2
 ACCESS_KEY = "demo"
 SECRET_KEY = "demo-secret"
 CALL_TIMEOUT = 3.0
+START_TIMEOUT = 20.0
 
 
 def moto_available() -> bool:
-    """Whether the `demo` extra (moto's server) is installed."""
+    """Whether the `demo` extra (moto's server) is installed. Found, not imported: importing
+    moto takes a fifth of a second, and its server starts in a child process anyway."""
     try:
-        return importlib.util.find_spec("moto.server") is not None
+        spec = importlib.util.find_spec("moto")
+        if spec is None or not spec.submodule_search_locations:
+            return False
+        server = [Path(p) / "server.py" for p in spec.submodule_search_locations]
+        return any(p.is_file() for p in server) and importlib.util.find_spec("flask") is not None
     except (ImportError, ValueError):
         return False
 
@@ -63,83 +74,107 @@ def restore_env(previous: dict[str, str | None]) -> None:
 
 
 class DemoEcs:
-    """moto's ThreadedMotoServer on 127.0.0.1 (a free port), seeded with the service."""
+    """moto's ThreadedMotoServer on 127.0.0.1, seeded with the service, in a child process
+    (demo/moto_child.py) so that its second of start-up runs on another core."""
 
     def __init__(self) -> None:
-        self._server: Any = None
-        self._ecs: Any = None
-        self.url = ""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(128)  # from now on a client waits for the child instead of being refused
+        self._sock: socket.socket | None = sock
+        self.port: int = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error = ""
+        self._desired: int | None = None
 
     @property
     def description(self) -> str:
         return f"ECS (moto) on {self.url.removeprefix('http://')}"
 
-    def start(self) -> None:
-        from moto.server import ThreadedMotoServer
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        """spawn() and wait_ready(): return once the service is seeded."""
+        self.spawn()
+        self.wait_ready(timeout)
 
-        # werkzeug logs every request to stderr, which would scribble over the dashboard.
-        logging.getLogger("werkzeug").setLevel(logging.ERROR)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        self._server = server
-        host, port = server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
+    def spawn(self) -> None:
+        """Start the child, handing it the listening socket; it seeds and serves on its own
+        from here. Call it on a thread that lives as long as the child (_die_with_parent)."""
+        sock, self._sock = self._sock, None
+        if sock is None:
+            raise RuntimeError("moto's socket is closed (stopped before it started)")
         try:
-            self._seed()
-        except Exception:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "opstui.demo.moto_child", str(sock.fileno())],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, preexec_fn=_die_with_parent, pass_fds=(sock.fileno(),),
+            )
+        finally:
+            sock.close()  # the child has its own copy
+        self._reader = threading.Thread(
+            target=self._read, args=(self._process,), name="opstui-demo-ecs", daemon=True
+        )
+        self._reader.start()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Wait until the child has seeded the service; RuntimeError if it failed or did not
+        answer within `timeout` (the child is stopped then)."""
+        if not self._ready.wait(timeout):
             self.stop()
-            raise
+            raise RuntimeError(f"moto did not start within {timeout:g} s")
+        if self._error:
+            self.stop()
+            raise RuntimeError(f"moto could not start: {self._error}")
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            word = line.strip()
+            if word == "ready":
+                self._ready.set()
+            elif word.startswith("error: "):
+                self._error = word.removeprefix("error: ")
+                self._ready.set()
+            elif word.isdigit():
+                self._desired = int(word)
+        if not self._ready.is_set():
+            self._error = f"exited with code {process.wait()}"
+            self._ready.set()
 
     def _client(self) -> Any:
-        import boto3  # type: ignore[import-untyped]
-        from botocore.config import Config  # type: ignore[import-untyped]
+        """A boto3 ECS client on the demo's moto (tests change the service with it)."""
+        from opstui.demo.moto_child import ecs_client
 
-        return boto3.session.Session().client(
-            "ecs",
-            region_name=REGION,
-            endpoint_url=self.url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
-            config=Config(
-                connect_timeout=CALL_TIMEOUT,
-                read_timeout=CALL_TIMEOUT,
-                retries={"max_attempts": 1},
-            ),
-        )
-
-    def _seed(self) -> None:
-        # moto keeps its state per process: start from nothing, as a fresh account would.
-        reset = urllib.request.Request(f"{self.url}/moto-api/reset", method="POST")
-        with urllib.request.urlopen(reset, timeout=CALL_TIMEOUT):
-            pass
-        ecs = self._client()
-        ecs.create_cluster(clusterName=CLUSTER)
-        ecs.register_task_definition(
-            family=SERVICE,
-            containerDefinitions=[
-                {"name": SERVICE, "image": "anclora/whatsapp:2.4.1", "memory": 2048, "cpu": 1024}
-            ],
-        )
-        ecs.create_service(
-            cluster=CLUSTER, serviceName=SERVICE, taskDefinition=SERVICE, desiredCount=DESIRED
-        )
-        # moto starts a service at runningCount 0; an update brings it to desiredCount.
-        ecs.update_service(cluster=CLUSTER, service=SERVICE, desiredCount=DESIRED)
-        self._ecs = ecs
+        return ecs_client(self.url)
 
     def desired_count(self) -> int | None:
-        """The service's desiredCount now (None if it cannot be read): blocking, call it off
-        the event loop."""
-        if self._ecs is None:
+        """The service's desiredCount as the child last read it (None before its first read
+        or once it stopped)."""
+        if self._process is None or self._process.poll() is not None:
             return None
-        reply = self._ecs.describe_services(cluster=CLUSTER, services=[SERVICE])
-        services = reply.get("services") or []
-        if not services:
-            return None
-        return int(services[0]["desiredCount"])
+        return self._desired
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        self._ecs = None
-        if server is not None:
-            server.stop()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        for pipe in (process.stdin, process.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.join(timeout=5)
+

@@ -34,6 +34,13 @@ class DemoRedis(Protocol):
     @property
     def description(self) -> str: ...
 
+    def spawn(self) -> None:
+        """Start what must start on the caller's thread (a child process: Linux sends the
+        death signal when the thread that forked it ends, not the process)."""
+
+    def start(self) -> None:
+        """Return once it answers (spawning first if spawn() was not called)."""
+
     def stop(self) -> None: ...
 
 
@@ -63,10 +70,12 @@ def _ping(port: int) -> bool:
 class RedisServerProcess:
     """`redis-server` as a child of the demo."""
 
-    def __init__(self, binary: str, workdir: Path) -> None:
+    def __init__(self, binary: str, workdir: Path, port: int = 0) -> None:
         self.binary = binary
         self.workdir = workdir
-        self.port = 0
+        self.port = port
+        """0: start() picks a free port; else the one a config already names."""
+        self._fixed = port != 0
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -78,16 +87,24 @@ class RedisServerProcess:
         return f"redis-server on 127.0.0.1:{self.port}"
 
     def start(self, attempts: int = 3) -> None:
-        """Start on a free port; another process may grab it first, so try a few."""
+        """Start on a free port; another process may grab it first, so try a few. A port
+        given to the constructor is tried once (the demo's config names it already)."""
         last = ""
-        for _ in range(attempts):
-            self.port = _free_port()
+        for _ in range(1 if self._fixed else attempts):
+            if not self._fixed:
+                self.port = _free_port()
             last = self._try_start()
             if not last:
                 return
         raise RuntimeError(f"redis-server did not start: {last}")
 
-    def _try_start(self) -> str:
+    def spawn(self) -> None:
+        """Start the child on the port given to the constructor; start() waits for it.
+        Call it on a thread that lives as long as the child (see _die_with_parent)."""
+        if self._process is None:
+            self._spawn()
+
+    def _spawn(self) -> None:
         argv = [
             self.binary, "--port", str(self.port), "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(self.workdir),
@@ -98,10 +115,17 @@ class RedisServerProcess:
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             cwd=self.workdir, preexec_fn=_die_with_parent,
         )
+
+    def _try_start(self) -> str:
+        if self._process is None:
+            self._spawn()
+        process = self._process
+        assert process is not None
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                return self._log_tail() or f"exited with code {self._process.returncode}"
+            if process.poll() is not None:
+                self._process = None
+                return self._log_tail() or f"exited with code {process.returncode}"
             if _ping(self.port):
                 return ""
             time.sleep(0.05)
@@ -134,19 +158,32 @@ class StandinRedis:
     def description(self) -> str:
         return "in-process Redis stand-in (redis-server not installed)"
 
-    def __init__(self) -> None:
-        self.server = RedisStandin()
+    def __init__(self, port: int = 0) -> None:
+        self.server = RedisStandin(port=port)
         self._thread = LoopThread("opstui-demo-redis")
 
     @property
     def url(self) -> str:
         return self.server.url
 
+    def spawn(self) -> None:
+        """Nothing to spawn: start() runs the stand-in in a loop thread of its own."""
+
     def start(self) -> None:
         self._thread.start(self.server.start, self.server.stop)
 
     def stop(self) -> None:
         self._thread.stop()
+
+
+def planned_redis(workdir: Path, binary: str | None = None, *, find: bool = True) -> DemoRedis:
+    """The demo's Redis, not started yet but with its port (and so its URL) chosen:
+    `binary` (default: redis-server on PATH) or the stand-in."""
+    if binary is None and find:
+        binary = shutil.which("redis-server")
+    if binary is not None:
+        return RedisServerProcess(binary, workdir, port=_free_port())
+    return StandinRedis(port=_free_port())
 
 
 def start_redis(workdir: Path, binary: str | None = None, *, find: bool = True) -> DemoRedis:

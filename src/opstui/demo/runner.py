@@ -16,13 +16,12 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from typing import TYPE_CHECKING, Any
 
 from opstui.demo.world import Incident, World
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 Monotonic = Callable[[], float]
 TasksReader = Callable[[], int | None]
@@ -113,6 +112,10 @@ class WorldRunner:
 
     def _redis(self) -> aioredis.Redis:
         if self._client is None:
+            import redis.asyncio as aioredis  # in the world's thread, not on the UI's start
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
             assert self.redis_url is not None
             self._client = aioredis.Redis.from_url(
                 self.redis_url,

@@ -190,27 +190,26 @@ class DemoServer:
         scenario: Scenario | None = None,
         port: int = 0,
         runner: WorldRunner | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         self.scenario = scenario or Scenario()
         self.runner = runner or WorldRunner(World())
         self._port = port
         self._thread = LoopThread("opstui-demo")
         self._site_runner: web.AppRunner | None = None
-        self.port = 0
+        self._sock = sock
+        """A socket bound already (the demo's launcher takes the port before the dashboard
+        starts); without one, start() binds `port`."""
+        self.port = sock.getsockname()[1] if sock is not None else 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 10.0) -> None:
-        self._thread.start(self._open, self._close, timeout=timeout)
-
-    def stop(self) -> None:
-        self._thread.stop()
-
-    async def _open(self) -> None:
-        self._site_runner = web.AppRunner(build_app(self.scenario, self.runner), access_log=None)
-        await self._site_runner.setup()
+    def bind(self) -> None:
+        """Take the port now (OSError if it is taken), so `url` is known before start()."""
+        if self._sock is not None:
+            return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -218,8 +217,24 @@ class DemoServer:
         except OSError:
             sock.close()
             raise
+        self._sock = sock
         self.port = sock.getsockname()[1]
-        await web.SockSite(self._site_runner, sock).start()
+
+    def start(self, timeout: float = 10.0) -> None:
+        self.bind()
+        self._thread.start(self._open, self._close, timeout=timeout)
+
+    def stop(self) -> None:
+        self._thread.stop()
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()  # never started (or closed already by the site: closing is idempotent)
+
+    async def _open(self) -> None:
+        assert self._sock is not None
+        self._site_runner = web.AppRunner(build_app(self.scenario, self.runner), access_log=None)
+        await self._site_runner.setup()
+        await web.SockSite(self._site_runner, self._sock).start()
         self.runner.start()
 
     async def _close(self) -> None:

@@ -13,19 +13,21 @@ import errno
 import socket
 import ssl
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import redis.asyncio as aioredis
-from redis import exceptions as rexc
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from opstui.config.kinds.redis import RedisConnection
 from opstui.config.types import format_duration, redact, reveal
 from opstui.sources.base import Client, ProbeError
 from opstui.sources.errors import exception_chain, one_line
 from opstui.sources.registry import ClientPool
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+    from redis import exceptions as rexc
+
+# redis-py (50 ms to import) is imported where a client is made or a failure judged, so a
+# queue probe's module loads without it (`validate` reads its fields declaration).
 
 CLIENT_NAME = "opstui"
 Arg = str | int | float
@@ -57,6 +59,8 @@ class RedisClient(Client):
 
     def _ensure_client(self) -> aioredis.Redis:
         if self._client is None:
+            import redis.asyncio as aioredis
+
             # A blocking pool: a poll that finds every connection busy waits for one (within
             # its own deadline) instead of failing with "pool exhausted"; 250 queue probes
             # share 4 connections fine, each holding one for a fraction of a millisecond.
@@ -90,6 +94,8 @@ class RedisClient(Client):
             raise
         except Exception as exc:  # every failure becomes one short reason
             raise redis_error(exc, seconds) from exc
+        from redis import exceptions as rexc
+
         for reply in replies:
             if isinstance(reply, rexc.ConnectionError | rexc.TimeoutError):
                 raise redis_error(reply, seconds) from reply
@@ -112,6 +118,9 @@ class RedisClient(Client):
 
 def _options(connection: RedisConnection) -> dict[str, Any]:
     """redis-py keyword options for a connection: timeouts, credentials, TLS, pool, no retry."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     options: dict[str, Any] = {
         "socket_timeout": connection.timeout,
         "socket_connect_timeout": connection.timeout,
@@ -162,6 +171,8 @@ _ERRNO_REASONS = {
 
 
 def _is_auth_reply(reply: rexc.ResponseError) -> bool:
+    from redis import exceptions as rexc
+
     text = str(reply)
     return text.startswith(("NOAUTH", "WRONGPASS")) or isinstance(reply, rexc.AuthenticationError)
 
@@ -201,6 +212,8 @@ def _root_reason(exc: BaseException, timeout: float) -> tuple[str, str | None] |
 
 
 def _redis_reason(exc: BaseException, timeout: float) -> tuple[str, str | None] | None:
+    from redis import exceptions as rexc
+
     text = str(exc)
     lowered = text.lower()
     if isinstance(exc, rexc.TimeoutError):

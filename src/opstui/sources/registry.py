@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
@@ -38,9 +38,9 @@ class UnknownKind(LookupError):
 
 
 @functools.cache
-def _entry_point_targets() -> dict[str, str]:
-    """Kind -> "module:Class", read once per process: scanning every installed
-    distribution's metadata takes ~15 ms, and a 200-probe config asked 200 times."""
+def _entry_point_targets() -> Mapping[str, str]:
+    """kind -> "module:Class". Read once per process: each read of the entry points walks
+    every installed distribution's metadata (8 ms here), and `check` asks once per probe."""
     targets = dict(_BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         targets[ep.name] = ep.value

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import io
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -78,8 +78,13 @@ class OpstuiApp(App[int]):
         runner: Runner | None = None,
         wall: WallOptions | None = None,
         auto_bastion: bool = False,
+        poll_after: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
+        self._poll_after = poll_after
+        """Awaited before polling starts (`opstui demo`: until its servers answer); if it
+        raises, the app ends with that as its failure."""
+        self._shut_down = False
         self.wall = wall
         """Wall mode: read-only, views rotating, runbooks not offered (see ui/wall.py)."""
         self.auto_bastion = auto_bastion
@@ -140,11 +145,26 @@ class OpstuiApp(App[int]):
         self.screen_change_signal.subscribe(self, self._screen_changed)
         if self.wall is not None and self.wall.rotate > 0 and len(self.dashboard.views) > 1:
             self.rotation = self.set_interval(self.wall.rotate, self.rotate_view)
-        if self.poll:
-            self._engine_thread = EngineThread(self.engine)
-            await self._engine_thread.start()
+        if self.poll:  # after the first frame: the first polls import client libraries
+            self.call_after_refresh(lambda: self.run_worker(self._start_polling()))
         if self._report_audit and self._runner is not None:
             self._report_unfinished(self._runner)
+
+    async def _start_polling(self) -> None:
+        if self._poll_after is not None:
+            try:
+                await self._poll_after()
+            except Exception as exc:
+                log.error("polling could not start: %s", exc)
+                self.failure = str(exc)
+                self.exit(1, return_code=1)
+                return
+        if self._shut_down:
+            return
+        engine_thread = self._engine_thread = EngineThread(self.engine)
+        await engine_thread.start()
+        if self._shut_down:  # the app left while the engine was starting
+            await engine_thread.stop()
 
     def _report_unfinished(self, runner: Runner) -> None:
         """Intents the audit log holds without a result: a crash mid-action, said at start."""
@@ -176,6 +196,7 @@ class OpstuiApp(App[int]):
         await super().on_event(event)
 
     async def _shutdown_engine(self) -> None:
+        self._shut_down = True
         self.collector.stop()
         for unsubscribe in self._unsubscribe:
             unsubscribe()

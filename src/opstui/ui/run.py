@@ -19,7 +19,7 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from pathlib import Path
 from types import FrameType
@@ -130,11 +130,14 @@ def run_tui(
     read_only: bool = False,
     wall: WallOptions | None = None,
     via: ViaPrometheus | None = None,
+    poll_after: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Run the dashboard until the user quits; 0 on a clean exit, 1 on a failure, 2 on usage,
     129/143 when SIGHUP/SIGTERM ended it. `wall` (or an enclosing `wall_mode`) runs it as a
     read-only wall screen. `via` (or the config's via_prometheus) draws the panels from
-    `opstui export` series in Prometheus instead of polling the backends."""
+    `opstui export` series in Prometheus instead of polling the backends. Polling starts
+    after the first frame, and after `poll_after()` returns when one is given (the demo:
+    once its servers answer); if it raises, the app ends with that as its failure."""
     wall = wall if wall is not None else _WALL.get()
     try:
         resolve_theme_name(theme or config.theme, load_themes())
@@ -164,7 +167,13 @@ def run_tui(
                 print(f"opstui: {exc}", file=sys.stderr)
                 return EXIT_USAGE
         app = OpstuiApp(
-            engine, theme=theme, read_only=read_only, runner=runner, wall=wall, auto_bastion=True
+            engine,
+            theme=theme,
+            read_only=read_only,
+            runner=runner,
+            wall=wall,
+            auto_bastion=True,
+            poll_after=poll_after,
         )
         with exit_on_signals(app):
             app.run()
