@@ -60,3 +60,31 @@ def test_full_collections_wait_for_an_idle_moment_but_not_for_ever() -> None:
     else:
         raise AssertionError("no full collection while keys kept coming")
     assert collector.full_collections == 2
+
+
+def test_a_key_holds_automatic_collections_until_the_keys_stop() -> None:
+    from opstui.ui.memory import DEFER_AT_MOST
+
+    clock = Clock()
+    collector = IdleCollector(clock)
+    collector.start()
+    try:
+        collector.input_seen()
+        assert collector.holding and not gc.isenabled()
+        clock.now += IDLE_AFTER / 2
+        collector.input_seen()
+        collector.tick()
+        assert not gc.isenabled(), "keys still coming: still held"
+        clock.now += IDLE_AFTER + 0.1
+        collector.tick()
+        assert gc.isenabled() and not collector.holding
+        released = False
+        for _ in range(int(2 * DEFER_AT_MOST) + 2):  # a key every half second, no pause
+            clock.now += 0.5
+            collector.input_seen()
+            collector.tick()
+            released = released or gc.isenabled()
+        assert released, "held for longer than DEFER_AT_MOST"
+    finally:
+        collector.stop()
+    assert gc.isenabled()

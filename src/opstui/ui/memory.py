@@ -14,7 +14,9 @@ Two costs, both measured with bench/confirm_latency.py (200 probes):
   of the median and a 150-200 ms tail (p95 48 ms with the collector off, 148-215 ms on).
   `IdleCollector` raises the young threshold, leaves full passes to us, and runs them when
   nobody has pressed a key for a moment (at most every FULL_EVERY seconds, and at the latest
-  after FULL_AT_LATEST, so a screen never idle still collects).
+  after FULL_AT_LATEST, so a screen never idle still collects). A key press also holds every
+  automatic collection until the keys stop for IDLE_AFTER (at most DEFER_AT_MOST): what a key
+  opens is drawn first, its garbage collected a second later.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ FULL_AT_LATEST = 120.0
 """Seconds after which a full collection runs even while keys keep coming."""
 IDLE_AFTER = 1.0
 """Seconds without a key press that count as idle."""
+DEFER_AT_MOST = 5.0
+"""Seconds automatic collections may stay held while keys keep coming."""
 
 
 def settle() -> None:
@@ -58,6 +62,7 @@ class IdleCollector:
         now = clock()
         self._last_full = now
         self._last_input = now
+        self._held_since: float | None = None
         self.full_collections = 0
 
     def start(self) -> None:
@@ -69,15 +74,33 @@ class IdleCollector:
         saved, self._saved = self._saved, None
         if saved is not None:
             gc.set_threshold(*saved)
+        self._release()
 
     def input_seen(self) -> None:
-        self._last_input = self._clock()
+        """A key: hold automatic collections until the keys stop (see the module docstring)."""
+        now = self._last_input = self._clock()
+        if self._saved is not None and self._held_since is None and gc.isenabled():
+            gc.disable()
+            self._held_since = now
+
+    def _release(self) -> None:
+        if self._held_since is not None:
+            self._held_since = None
+            gc.enable()
+
+    @property
+    def holding(self) -> bool:
+        """True while automatic collections are held after a key press."""
+        return self._held_since is not None
 
     def tick(self) -> bool:
         """Run a full collection if one is due; True when it ran."""
         now = self._clock()
         since_full = now - self._last_full
         idle = now - self._last_input >= IDLE_AFTER
+        held = self._held_since
+        if held is not None and (idle or now - held >= DEFER_AT_MOST):
+            self._release()
         if (since_full >= FULL_EVERY and idle) or since_full >= FULL_AT_LATEST:
             gc.collect()  # frozen layout excluded: what it walks is the rest
             self._last_full = now
