@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from opstui.demo.redis_backend import _die_with_parent
+from opstui.demo.redis_backend import _die_with_parent, end_process
 
 REGION = "eu-west-1"
 CLUSTER = "anclora-production"
@@ -163,13 +163,7 @@ class DemoEcs:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        end_process(process)
         for pipe in (process.stdin, process.stdout):
             if pipe is not None:
                 with contextlib.suppress(OSError):
